@@ -1,0 +1,77 @@
+"""The Reward contract: completions in, one terminal score per completion out.
+
+A reward is any callable object with the signature of :meth:`Reward.__call__`. It is configured
+in YAML by ``class_path`` and must never raise on model output: unparsable, hostile or empty
+completions get a score like any other.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from reft_lightning.data.example import MathExample
+
+Answer = float | str | None
+"""What a reward extracted from one completion: a number, a letter/string, or ``None``."""
+
+
+@dataclass
+class RewardOutput:
+    """Per-completion results of a reward; every list has one entry per completion, in order."""
+
+    scores: list[float]
+    """Terminal score per completion (ReFT default: 1.0 correct, 0.1 wrong answer, 0.0 none)."""
+    answers: list[Answer]
+    """The extracted answer, or ``None`` where nothing could be extracted."""
+    correct: list[bool]
+    """Whether the extracted answer matches the gold answer."""
+    metrics: dict[str, float] = field(default_factory=dict)
+    """Optional named scalars to log (e.g. ``timeout_fraction``)."""
+
+    def __post_init__(self) -> None:
+        if not len(self.scores) == len(self.answers) == len(self.correct):
+            raise ValueError(
+                f"RewardOutput lists differ in length: scores={len(self.scores)}, "
+                f"answers={len(self.answers)}, correct={len(self.correct)}"
+            )
+
+
+class Reward(ABC):
+    """Base class of all rewards.
+
+    Subclasses implement :meth:`__call__`; those holding resources (a sandbox pool) override
+    :meth:`close`, which the trainer calls when it is done with the reward.
+    """
+
+    @abstractmethod
+    def __call__(self, completions: Sequence[str], examples: Sequence[MathExample]) -> RewardOutput:
+        """Score ``completions[i]`` against ``examples[i]``; ``len(completions) == len(examples)``."""
+
+    def close(self) -> None:
+        """Release held resources. Safe to call more than once."""
+
+
+@dataclass(frozen=True)
+class OutcomeScores:
+    """The three-level terminal score of the paper: correct, answered but wrong, no answer."""
+
+    correct: float = 1.0
+    """Score of a completion whose answer matches the gold answer."""
+    partial: float = 0.1
+    """Score of a completion with an extracted but wrong answer (the paper's partial reward)."""
+    wrong: float = 0.0
+    """Score of a completion from which no answer could be extracted."""
+
+    def score(self, answer: Answer, is_correct: bool) -> float:
+        """Score one completion from its extracted answer and correctness."""
+        if is_correct:
+            return self.correct
+        return self.wrong if answer is None else self.partial
+
+
+def check_lengths(completions: Sequence[str], examples: Sequence[MathExample]) -> None:
+    """Raise ``ValueError`` when completions and examples are not paired one to one."""
+    if len(completions) != len(examples):
+        raise ValueError(f"{len(completions)} completions for {len(examples)} examples")
