@@ -1,0 +1,55 @@
+"""Callbacks: export to the Hugging Face format so that later stages and plain transformers load it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+
+
+class HFExport(Callback):
+    """Write the model and tokenizer with ``save_pretrained`` (loadable by ``from_pretrained``).
+
+    Writes ``{dirpath}/final`` when fitting ends; ``{dirpath}/best`` from the best checkpoint of
+    the run's ``ModelCheckpoint`` (chosen on validation) when ``export_best``; and
+    ``{dirpath}/epoch_{k}`` after every ``every_n_epochs`` epochs (e.g. the paper's epoch-2 warm-up).
+
+    Args:
+        dirpath: export directory; ``None`` puts it in the logger's run directory under ``hf/``.
+        export_best: also export the best checkpoint, if a ``ModelCheckpoint`` monitors a metric.
+        every_n_epochs: export every N training epochs; 0 disables per-epoch exports.
+    """
+
+    def __init__(self, dirpath: str | None = None, export_best: bool = True, every_n_epochs: int = 0) -> None:
+        self.dirpath = dirpath
+        self.export_best = export_best
+        self.every_n_epochs = every_n_epochs
+
+    def _root(self, trainer: L.Trainer) -> Path:
+        if self.dirpath is not None:
+            return Path(self.dirpath)
+        return Path(trainer.log_dir or trainer.default_root_dir) / "hf"
+
+    def _save(self, trainer: L.Trainer, pl_module: L.LightningModule, name: str, state: dict | None = None) -> None:
+        if not trainer.is_global_zero:
+            return
+        out = self._root(trainer) / name
+        pl_module.model.save_pretrained(out, state_dict=state)
+        pl_module.tokenizer.save_pretrained(out)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        epoch = trainer.current_epoch + 1
+        if self.every_n_epochs and epoch % self.every_n_epochs == 0:
+            self._save(trainer, pl_module, f"epoch_{epoch}")
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._save(trainer, pl_module, "final")
+        checkpoint = trainer.checkpoint_callback
+        if not (self.export_best and isinstance(checkpoint, ModelCheckpoint) and checkpoint.best_model_path):
+            return
+        weights = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False)["state_dict"]
+        prefix = "model."
+        state = {k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)}
+        self._save(trainer, pl_module, "best", state)

@@ -1,0 +1,60 @@
+"""Batching: right-padded SFT batches and left-padded prompt batches for generation.
+
+Every tensor is ``int64`` and 2-D ``[B, T]`` unless stated. Features are dicts of token-id lists as
+produced by ``data/tokenize.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+IGNORE_INDEX = -100
+"""Label value that cross-entropy ignores (prompt and padding positions)."""
+
+
+def _pad(rows: Sequence[Sequence[int]], value: int, left: bool) -> torch.Tensor:
+    width = max((len(r) for r in rows), default=0)
+    padded = [
+        ([value] * (width - len(r)) + list(r)) if left else (list(r) + [value] * (width - len(r)))
+        for r in rows
+    ]
+    return torch.tensor(padded, dtype=torch.long).reshape(len(rows), width)
+
+
+def collate_sft(features: Sequence[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad full sequences for teacher forcing.
+
+    Returns ``input_ids`` [B, T], ``attention_mask`` [B, T] (1 on real tokens) and ``labels`` [B, T]
+    (token ids on target tokens and EOS, ``IGNORE_INDEX`` on prompt and padding).
+    """
+    ids = [f["input_ids"] for f in features]
+    return {
+        "input_ids": _pad(ids, pad_id, left=False),
+        "attention_mask": _pad([[1] * len(r) for r in ids], 0, left=False),
+        "labels": _pad([f["labels"] for f in features], IGNORE_INDEX, left=False),
+    }
+
+
+def collate_prompts(features: Sequence[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Left-pad prompts so that generation continues every row at the same position.
+
+    Returns ``prompt_ids`` [B, P], ``prompt_mask`` [B, P] (1 on real tokens) and ``index`` [B], the
+    position of each example in its split (to look up the gold answer).
+    """
+    prompts = [f["prompt_ids"] for f in features]
+    return {
+        "prompt_ids": _pad(prompts, pad_id, left=True),
+        "prompt_mask": _pad([[1] * len(r) for r in prompts], 0, left=True),
+        "index": torch.tensor([f["index"] for f in features], dtype=torch.long),
+    }
+
+
+def collate_eval(features: Sequence[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Prompt batch for generation, plus the SFT tensors when every example has a gold target."""
+    batch = collate_prompts(features, pad_id)
+    if all(f["input_ids"] for f in features):
+        batch.update(collate_sft(features, pad_id))
+    return batch

@@ -1,0 +1,166 @@
+"""The LightningDataModule base shared by every math dataset.
+
+Flow: ``load_splits`` (subclass) -> train/val/test ``MathExample`` lists (validation held out from
+train unless the source has one) -> ``tokenize_examples`` once -> loaders: SFT batches for
+training, prompt (+ SFT) batches for validation and test.
+"""
+
+from __future__ import annotations
+
+import random
+from abc import abstractmethod
+from functools import partial
+from typing import Literal
+
+import lightning as L
+from torch.utils.data import DataLoader
+from transformers import PreTrainedTokenizerBase
+
+from reft_lightning.data.collate import collate_eval, collate_sft
+from reft_lightning.data.example import MathExample
+from reft_lightning.data.formats import CotFormat
+from reft_lightning.data.sampler import resumable_train_loader
+from reft_lightning.data.tokenize import tokenize_examples
+from reft_lightning.models.loading import load_tokenizer
+
+Split = Literal["train", "val", "test"]
+
+
+def hold_out(
+    examples: list[MathExample], size: float | int, seed: int
+) -> tuple[list[MathExample], list[MathExample]]:
+    """Split ``examples`` into (train, validation): ``size`` examples, or that fraction if ``size < 1``."""
+    count = round(len(examples) * size) if 0 < size < 1 else int(size)
+    if not 0 < count < len(examples):
+        raise ValueError(f"val_size={size} leaves no train or no validation examples out of {len(examples)}")
+    order = list(range(len(examples)))
+    random.Random(seed).shuffle(order)
+    held = set(order[:count])
+    return [e for i, e in enumerate(examples) if i not in held], [examples[i] for i in sorted(held)]
+
+
+def resolve_tokenizer(name: str | None, trainer: L.Trainer | None) -> PreTrainedTokenizerBase:
+    """Load the tokenizer ``name``, or take the attached LightningModule's ``tokenizer`` if ``None``."""
+    if name is not None:
+        return load_tokenizer(name)
+    if trainer is not None and hasattr(trainer.lightning_module, "tokenizer"):
+        return trainer.lightning_module.tokenizer
+    raise RuntimeError("no tokenizer: set data.tokenizer, or attach the data module to a Trainer")
+
+
+class MathDataModule(L.LightningDataModule):
+    """Base of every dataset module. Subclasses implement :meth:`load_splits` only.
+
+    Args:
+        cot_format: ``ncot`` (natural-language chain) or ``pcot`` (Python program).
+        batch_size: SFT examples per device per step.
+        eval_batch_size: prompts per device per generation batch.
+        max_length: tokens of prompt + target + EOS kept for SFT (spec: 1024).
+        max_prompt_length: tokens of a generation prompt kept, counted from its end (spec: 300).
+        val_size: validation examples held out from train (a fraction if < 1) when the source has
+            no validation split; model selection uses it, never the test set.
+        split_seed: seed of that hold-out.
+        max_train_examples: keep only the first N train examples (quick runs); ``None`` keeps all.
+        max_eval_examples: keep only the first N validation and test examples.
+        shuffle_seed: seed of the per-epoch shuffle of the training set.
+        num_workers: DataLoader worker processes.
+        cache_dir: where tokenised splits are cached; ``None`` tokenises in memory every run.
+        tokenizer: tokenizer name or path; ``None`` takes the LightningModule's ``tokenizer``.
+    """
+
+    def __init__(
+        self,
+        cot_format: CotFormat = CotFormat.NCOT,
+        batch_size: int = 4,
+        eval_batch_size: int = 16,
+        max_length: int = 1024,
+        max_prompt_length: int = 300,
+        val_size: float = 0.05,
+        split_seed: int = 42,
+        max_train_examples: int | None = None,
+        max_eval_examples: int | None = None,
+        shuffle_seed: int = 0,
+        num_workers: int = 0,
+        cache_dir: str | None = None,
+        tokenizer: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.cot_format = CotFormat(cot_format)
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.max_length = max_length
+        self.max_prompt_length = max_prompt_length
+        self.val_size = val_size
+        self.split_seed = split_seed
+        self.max_train_examples = max_train_examples
+        self.max_eval_examples = max_eval_examples
+        self.shuffle_seed = shuffle_seed
+        self.num_workers = num_workers
+        self.cache_dir = cache_dir
+        self.tokenizer_name = tokenizer
+        self.examples: dict[str, list[MathExample]] = {}
+        self._tokenized: dict[str, object] = {}
+        self._tokenizer: PreTrainedTokenizerBase | None = None
+
+    @abstractmethod
+    def load_splits(self) -> dict[str, list[MathExample]]:
+        """Return ``{"train": [...], "test": [...]}`` and optionally ``"val"``."""
+
+    @property
+    def tokenizer(self) -> PreTrainedTokenizerBase:
+        """The tokenizer: loaded by name, or the LightningModule's when none is configured."""
+        if self._tokenizer is None:
+            self._tokenizer = resolve_tokenizer(self.tokenizer_name, self.trainer)
+        return self._tokenizer
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.examples:
+            return
+        splits = self.load_splits()
+        train = splits["train"][: self.max_train_examples]
+        if "val" in splits:
+            val = splits["val"]
+        else:
+            train, val = hold_out(train, self.val_size, self.split_seed)
+        self.examples = {
+            "train": train,
+            "val": val[: self.max_eval_examples],
+            "test": splits["test"][: self.max_eval_examples],
+        }
+        for split, examples in self.examples.items():
+            self._tokenized[split] = tokenize_examples(
+                examples,
+                self.tokenizer,
+                self.cot_format,
+                self.max_length,
+                self.max_prompt_length,
+                self.cache_dir,
+            )
+
+    def train_dataloader(self) -> DataLoader:
+        return resumable_train_loader(
+            self._tokenized["train"].select_columns(["input_ids", "labels"]),
+            self.batch_size,
+            self.trainer,
+            self.shuffle_seed,
+            partial(collate_sft, pad_id=self.tokenizer.pad_token_id),
+            self.num_workers,
+        )
+
+    def _eval_loader(self, split: Split) -> DataLoader:
+        return DataLoader(
+            self._tokenized[split],
+            batch_size=self.eval_batch_size,
+            shuffle=False,
+            collate_fn=partial(collate_eval, pad_id=self.tokenizer.pad_token_id),
+            num_workers=self.num_workers,
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._eval_loader("test")

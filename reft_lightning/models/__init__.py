@@ -1,0 +1,1 @@
+"""Models: loading by name or path, offline tiny models, and (later) the value head."""

@@ -1,0 +1,53 @@
+"""Optimizer and learning-rate schedule shared by the stages (AdamW + warm-up, then decay)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+
+@dataclass(frozen=True)
+class OptimizerArgs:
+    """AdamW and its schedule. Defaults: the spec's SFT warm-up (lr 1e-5, linear, 10% warm-up)."""
+
+    lr: float = 1e-5
+    """Peak learning rate."""
+    weight_decay: float = 0.0
+    """Decoupled weight decay (spec: 0)."""
+    betas: tuple[float, float] = (0.9, 0.999)
+    """AdamW betas."""
+    eps: float = 1e-8
+    """AdamW epsilon."""
+    schedule: Literal["linear", "cosine", "constant"] = "linear"
+    """Shape after warm-up: linear or cosine decay to ``min_lr_ratio * lr``, or constant."""
+    warmup_ratio: float = 0.1
+    """Fraction of all optimizer steps spent warming up linearly from 0."""
+    min_lr_ratio: float = 0.0
+    """Final learning rate as a fraction of ``lr`` (decaying schedules)."""
+
+
+def lr_factor(step: int, total_steps: int, args: OptimizerArgs) -> float:
+    """Multiplier of the peak lr at optimizer step ``step`` (0-based) of ``total_steps``."""
+    warmup = int(args.warmup_ratio * total_steps)
+    if step < warmup:
+        return (step + 1) / warmup
+    if args.schedule == "constant":
+        return 1.0
+    progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+    shape = 1.0 - progress if args.schedule == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
+    return args.min_lr_ratio + (1.0 - args.min_lr_ratio) * shape
+
+
+def build_optimizer(
+    parameters: Iterable[torch.nn.Parameter], args: OptimizerArgs, total_steps: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW over ``parameters`` and a per-step LambdaLR following :func:`lr_factor`."""
+    optimizer = torch.optim.AdamW(
+        parameters, lr=args.lr, betas=args.betas, eps=args.eps, weight_decay=args.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, total_steps, args))
+    return optimizer, scheduler

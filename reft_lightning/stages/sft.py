@@ -1,0 +1,54 @@
+"""SFTModule: supervised fine-tuning on gold chains (the ReFT warm-up and the SFT baseline).
+
+The same module trains a base model in plain causal-LM mode: that is a data choice (packed blocks
+whose labels are all positions, ``data/corpus.py``), not a different loss.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from reft_lightning.rewards.base import Reward
+from reft_lightning.rl.rollout import GenerationArgs
+from reft_lightning.stages.base import LanguageModelStage
+from reft_lightning.stages.optim import OptimizerArgs, build_optimizer
+
+
+class SFTModule(LanguageModelStage):
+    """Cross-entropy on target tokens and EOS only (prompt masked), AdamW with warm-up and decay.
+
+    Args:
+        model: hub name or local path of the causal LM to fine-tune.
+        tokenizer: its tokenizer; ``None`` uses ``model``.
+        dtype: weight dtype (``float32``, ``bfloat16``, ``float16``).
+        optimizer: AdamW and schedule; defaults follow the spec (lr 1e-5, linear, 10% warm-up).
+        reward: scores greedy completions in validation and test (default: N-CoT ``AnswerReward``).
+        eval_generation: decoding for evaluation.
+        gradient_checkpointing: trade compute for activation memory.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        tokenizer: str | None = None,
+        dtype: str = "float32",
+        optimizer: OptimizerArgs | None = None,
+        reward: Reward | None = None,
+        eval_generation: GenerationArgs | None = None,
+        gradient_checkpointing: bool = False,
+    ) -> None:
+        super().__init__(model, tokenizer, dtype, reward, eval_generation, gradient_checkpointing)
+        self.optimizer_args = optimizer or OptimizerArgs()
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = self.lm_loss(batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
+        return loss
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer, scheduler = build_optimizer(
+            self.model.parameters(), self.optimizer_args, int(self.trainer.estimated_stepping_batches)
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
