@@ -91,7 +91,7 @@ class RawRecord:
         ``value`` is the text to check when it was cut out of ``field`` (GSM8K's ``#### 18``);
         by default the whole field is the answer.
         """
-        raw = self.answer_text(field) if value is _MISSING else value
+        raw = (self.answer_text(field) if value is _MISSING else value).strip()
         text = raw.replace(",", "").strip()
         if parse_number(text) is None:
             raise self.error(field, f"not a number: {raw!r}")
