@@ -26,6 +26,7 @@ from reft_lightning.data.sources_raw import (
 
 __all__ = [
     "DataFormatError",
+    "detect_kind",
     "read_examples",
     "read_gsm8k_jsonl",
     "read_hf_dataset",
