@@ -1,18 +1,29 @@
-"""Built-in correctness rewards for N-CoT answers (and, in later modules, programs and choices)."""
+"""Built-in correctness rewards: N-CoT answers, P-CoT programs (run in the sandbox), multiple choice.
+
+Scores follow the paper's three levels (:class:`OutcomeScores`): ``correct`` (1.0), ``partial``
+(an answer was extracted but is wrong; 0.1 on numeric data, 0.0 on multiple choice by default) and
+``wrong`` (no answer, 0.0); all are constructor arguments, hence settable in YAML.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from reft_lightning.data.example import MathExample
+from reft_lightning.data.formats import pcot_header
 from reft_lightning.rewards.answers import (
     NCOT_TRIGGER,
     NUMERIC_TOLERANCE,
     extract_after_trigger,
+    normalize_choice,
     numbers_match,
     parse_number,
 )
 from reft_lightning.rewards.base import Answer, OutcomeScores, Reward, RewardOutput, check_lengths
+from reft_lightning.rewards.sandbox import ExecutionResult, ProgramExecutor
+
+PCOT_PRELUDE = "import math\nimport sympy\n"
+"""Prepended to every P-CoT program, as the official code does."""
 
 
 class AnswerReward(Reward):
@@ -49,3 +60,149 @@ class AnswerReward(Reward):
             correct.append(gold is not None and numbers_match(predicted, gold, self.tolerance))
         scores = [self.outcome.score(a, c) for a, c in zip(answers, correct)]
         return RewardOutput(scores=scores, answers=answers, correct=correct)
+
+
+def build_program(completion: str, question: str, add_header: bool = True) -> str:
+    """The program the official code runs for one P-CoT completion.
+
+    ``pcot_header(question)`` + ``completion`` (header only when ``add_header``), cut at the first
+    blank line (``def solution`` lines are always kept), with ``PCOT_PRELUDE`` in front.
+    """
+    text = (pcot_header(question) if add_header else "") + completion
+    kept: list[str] = []
+    for line in text.split("\n"):
+        if not line.startswith("def solution") and not line.strip():
+            break
+        kept.append(line)
+    return PCOT_PRELUDE + "\n".join(kept)
+
+
+def is_multiple_choice(example: MathExample) -> bool:
+    """Whether ``example`` is answered by a letter (it lists options)."""
+    return example.choices is not None
+
+
+class ProgramReward(Reward):
+    """P-CoT reward: run the completed ``solution()`` in the sandbox and check what it returns.
+
+    Numeric problems: a returned number (or numeric string) is compared with ``tolerance``.
+    Multiple choice: a returned string is compared as a letter (``normalize_choice``); prefer
+    :class:`ChoiceReward` with ``program=ProgramReward()`` there, for the paper's MC scores.
+
+    Args:
+        correct, partial, wrong: the three outcome scores (``OutcomeScores``).
+        add_header: prepend ``pcot_header(question)``; ``True`` when the prompt ends with the header
+            (RL, evaluation) so completions are function bodies.
+        tolerance: absolute tolerance of the numeric comparison.
+        timeout_s: wall-clock limit per program (the spec's official value, 10 s).
+        memory_mb: memory budget per program, MiB.
+        workers: sandbox worker processes.
+
+    The sandbox pool starts on first use and is released by :meth:`close`; it is not pickled.
+    Metrics: ``error_fraction`` (no value returned) and ``timeout_fraction``.
+    """
+
+    def __init__(
+        self,
+        correct: float = 1.0,
+        partial: float = 0.1,
+        wrong: float = 0.0,
+        add_header: bool = True,
+        tolerance: float = NUMERIC_TOLERANCE,
+        timeout_s: float = 10.0,
+        memory_mb: int = 1024,
+        workers: int = 2,
+    ) -> None:
+        self.outcome = OutcomeScores(correct=correct, partial=partial, wrong=wrong)
+        self.add_header = add_header
+        self.tolerance = tolerance
+        self.executor = ProgramExecutor(timeout_s=timeout_s, memory_mb=memory_mb, workers=workers)
+
+    def execute(self, completions: Sequence[str], examples: Sequence[MathExample]) -> list[ExecutionResult]:
+        """Run each completion's program; one result per completion."""
+        check_lengths(completions, examples)
+        programs = [build_program(c, e.question, self.add_header) for c, e in zip(completions, examples)]
+        return self.executor.run(programs)
+
+    def __call__(self, completions: Sequence[str], examples: Sequence[MathExample]) -> RewardOutput:
+        results = self.execute(completions, examples)
+        answers: list[Answer] = []
+        correct: list[bool] = []
+        for result, example in zip(results, examples):
+            if is_multiple_choice(example):
+                answer = normalize_choice(result.value) if isinstance(result.value, str) else None
+                hit = answer is not None and answer == normalize_choice(example.answer)
+            else:
+                answer = parse_number(result.value) if isinstance(result.value, str) else result.value
+                gold = parse_number(example.answer)
+                hit = gold is not None and numbers_match(answer, gold, self.tolerance)
+            answers.append(answer)
+            correct.append(hit)
+        count = max(len(results), 1)
+        metrics = {
+            "error_fraction": sum(r.value is None for r in results) / count,
+            "timeout_fraction": sum((r.error or "").startswith("timeout") for r in results) / count,
+        }
+        scores = [self.outcome.score(a, c) for a, c in zip(answers, correct)]
+        return RewardOutput(scores=scores, answers=answers, correct=correct, metrics=metrics)
+
+    def close(self) -> None:
+        self.executor.close()
+
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        executor = state.pop("executor")
+        state["_executor_args"] = (executor.timeout_s, executor.memory_mb, executor.workers)
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        timeout_s, memory_mb, workers = state.pop("_executor_args")  # type: ignore[misc]
+        self.__dict__.update(state)
+        self.executor = ProgramExecutor(timeout_s=timeout_s, memory_mb=memory_mb, workers=workers)
+
+
+class ChoiceReward(Reward):
+    """Multiple-choice reward (MathQA): the answer letter, compared exactly after normalisation.
+
+    N-CoT by default (the text after the last ``trigger``); P-CoT when ``program`` is given (the
+    string ``solution()`` returns, executed by that :class:`ProgramReward`, whose scores are unused).
+
+    Args:
+        correct, partial, wrong: outcome scores; the paper gives no partial reward on multiple
+            choice, hence ``partial=0.0``.
+        minimum: every score is at least this. The official code's MathQA path gives every sample
+            at least 0.1 (``minimum=0.1``), which the paper links to reward hacking by guessing.
+        trigger: the N-CoT answer trigger.
+        program: run completions as P-CoT programs with this reward's sandbox.
+    """
+
+    def __init__(
+        self,
+        correct: float = 1.0,
+        partial: float = 0.0,
+        wrong: float = 0.0,
+        minimum: float = 0.0,
+        trigger: str = NCOT_TRIGGER,
+        program: ProgramReward | None = None,
+    ) -> None:
+        self.outcome = OutcomeScores(correct=correct, partial=partial, wrong=wrong)
+        self.minimum = minimum
+        self.trigger = trigger
+        self.program = program
+
+    def __call__(self, completions: Sequence[str], examples: Sequence[MathExample]) -> RewardOutput:
+        check_lengths(completions, examples)
+        if self.program is None:
+            answers: list[Answer] = [
+                normalize_choice(extract_after_trigger(c, self.trigger)) for c in completions
+            ]
+        else:
+            results = self.program.execute(completions, examples)
+            answers = [normalize_choice(r.value) if isinstance(r.value, str) else None for r in results]
+        correct = [a is not None and a == normalize_choice(e.answer) for a, e in zip(answers, examples)]
+        scores = [max(self.minimum, self.outcome.score(a, c)) for a, c in zip(answers, correct)]
+        return RewardOutput(scores=scores, answers=answers, correct=correct)
+
+    def close(self) -> None:
+        if self.program is not None:
+            self.program.close()
