@@ -98,9 +98,9 @@ def run_child(source: str, result_fd: int, devnull_fd: int, run_dir: str, limits
     """
     status = 0
     try:
-        os.dup2(result_fd, RESULT_FD)
         for fd in (0, 1, 2):
             os.dup2(devnull_fd, fd)
+        os.dup2(result_fd, RESULT_FD)  # after: /dev/null itself may have been fd 3
         os.closerange(RESULT_FD + 1, 1 << 20)
         confine.die_with_parent()
         os.chdir(run_dir)
