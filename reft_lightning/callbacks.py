@@ -1,4 +1,4 @@
-"""Callbacks: export to the Hugging Face format so that later stages and plain transformers load it."""
+"""Callbacks: Hugging Face export under the run directory, for later stages and plain transformers."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ class HFExport(Callback):
     ``{dirpath}/epoch_{k}`` after every ``every_n_epochs`` epochs (e.g. the paper's epoch-2 warm-up).
 
     Args:
-        dirpath: export directory; ``None`` puts it in the logger's run directory under ``hf/``.
+        dirpath: export directory; ``None`` means ``{trainer.default_root_dir}/hf``.
         export_best: also export the best checkpoint, if a ``ModelCheckpoint`` monitors a metric.
         every_n_epochs: export every N training epochs; 0 disables per-epoch exports.
     """
@@ -30,9 +30,11 @@ class HFExport(Callback):
     def _root(self, trainer: L.Trainer) -> Path:
         if self.dirpath is not None:
             return Path(self.dirpath)
-        return Path(trainer.log_dir or trainer.default_root_dir) / "hf"
+        return Path(trainer.default_root_dir) / "hf"
 
-    def _save(self, trainer: L.Trainer, pl_module: L.LightningModule, name: str, state: dict | None = None) -> None:
+    def _save(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, name: str, state: dict | None = None
+    ) -> None:
         if not trainer.is_global_zero:
             return
         out = self._root(trainer) / name

@@ -22,7 +22,7 @@ def pack_blocks(token_lists: list[list[int]], eos_id: int, block_size: int) -> d
     Every position is a target (``labels == input_ids``): no prompt masking in causal-LM mode.
     The tail shorter than a block is dropped.
     """
-    stream = list(chain.from_iterable(ids + [eos_id] for ids in token_lists))
+    stream = list(chain.from_iterable([*ids, eos_id] for ids in token_lists))
     blocks = [stream[i : i + block_size] for i in range(0, len(stream) - block_size + 1, block_size)]
     return datasets.Dataset.from_dict({"input_ids": blocks, "labels": blocks})
 

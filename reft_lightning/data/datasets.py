@@ -44,7 +44,7 @@ class FileDataModule(MathDataModule):
 
 
 class GSM8KDataModule(FileDataModule):
-    """GSM8K. Default: the paper's N-CoT train file and its test set (use ``gsm8k_python_sdp.json`` for P-CoT)."""
+    """GSM8K. Default: the paper's N-CoT train file and test set (P-CoT: ``gsm8k_python_sdp.json``)."""
 
     def __init__(
         self,
@@ -167,7 +167,7 @@ class SyntheticDataModule(MathDataModule):
         self.difficulty = difficulty or Difficulty()
 
     def load_splits(self) -> dict[str, list[MathExample]]:
-        num_train, num_val, num_test = self.counts
+        num_train, num_val, _ = self.counts
         pool = generate_problems(sum(self.counts), self.seed, self.cot_format, self.difficulty)
         return {
             "train": pool[:num_train],

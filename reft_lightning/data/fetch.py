@@ -27,7 +27,7 @@ def resolve_source(source: str) -> Path:
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             partial = target.with_suffix(target.suffix + ".part")
-            urllib.request.urlretrieve(source, partial)  # noqa: S310 (scheme checked above)
+            urllib.request.urlretrieve(source, partial)
             partial.rename(target)
         return target
     path = Path(source).expanduser()

@@ -10,6 +10,7 @@ with the program header, so the model writes only the function body.
 from __future__ import annotations
 
 from enum import Enum
+from typing import Literal
 
 from reft_lightning.data.example import MathExample
 
@@ -25,6 +26,10 @@ class CotFormat(str, Enum):
 
     NCOT = "ncot"
     PCOT = "pcot"
+
+
+CotFormatName = Literal["ncot", "pcot"]
+"""How configs name a format (YAML: ``cot_format: pcot``)."""
 
 
 def pcot_header(question: str) -> str:

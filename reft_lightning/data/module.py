@@ -18,7 +18,7 @@ from transformers import PreTrainedTokenizerBase
 
 from reft_lightning.data.collate import collate_eval, collate_sft
 from reft_lightning.data.example import MathExample
-from reft_lightning.data.formats import CotFormat
+from reft_lightning.data.formats import CotFormat, CotFormatName
 from reft_lightning.data.sampler import resumable_train_loader
 from reft_lightning.data.tokenize import tokenize_examples
 from reft_lightning.models.loading import load_tokenizer
@@ -70,7 +70,7 @@ class MathDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        cot_format: CotFormat = CotFormat.NCOT,
+        cot_format: CotFormatName = "ncot",
         batch_size: int = 4,
         eval_batch_size: int = 16,
         max_length: int = 1024,

@@ -1,4 +1,4 @@
-"""A shuffling, sharding sampler that can resume in the middle of an epoch."""
+"""A shuffling, sharding sampler that resumes exactly in the middle of an epoch."""
 
 from __future__ import annotations
 
@@ -12,28 +12,30 @@ if TYPE_CHECKING:
 
 
 class ResumableSampler(DistributedSampler):
-    """``DistributedSampler`` (order = f(seed, epoch), one shard per rank) that can skip ahead.
+    """``DistributedSampler`` (order = f(seed, epoch), one shard per rank) that can start mid-epoch.
 
-    Lightning leaves a ``DistributedSampler`` in place, so the sharding and the skip stay exact
-    on any number of processes. After a mid-epoch restart, :meth:`skip_next` drops the samples this
-    rank already trained on in the current epoch; the skip applies to the next iteration only.
+    Lightning leaves a ``DistributedSampler`` in place, so sharding and skipping stay exact on any
+    number of processes. ``samples_done`` is asked at the start of every iteration how many samples
+    of this rank's shard the current epoch has already trained on (non-zero only after a restart);
+    the iteration starts after them.
     """
 
-    def __init__(self, dataset: Sized, num_replicas: int, rank: int, seed: int, shuffle: bool = True) -> None:
+    def __init__(
+        self,
+        dataset: Sized,
+        num_replicas: int,
+        rank: int,
+        seed: int,
+        samples_done: Callable[[], int] | None = None,
+        shuffle: bool = True,
+    ) -> None:
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed)
-        self._skip = 0
-
-    def skip_next(self, samples: int) -> None:
-        """Start the next iteration ``samples`` positions into this rank's shard."""
-        self._skip = samples
+        self.samples_done = samples_done
 
     def __iter__(self) -> Iterator[int]:
-        indices = list(super().__iter__())[self._skip :]
-        self._skip = 0
-        return iter(indices)
-
-    def __len__(self) -> int:
-        return self.num_samples - self._skip
+        indices = list(super().__iter__())
+        skip = self.samples_done() if self.samples_done is not None else 0
+        return iter(indices[skip:] if skip < len(indices) else indices)
 
 
 def resumable_train_loader(
@@ -46,15 +48,17 @@ def resumable_train_loader(
 ) -> DataLoader:
     """A shuffled training loader that resumes exactly where a checkpoint left its epoch.
 
-    Shards by the trainer's world size and rank; after ``--ckpt_path`` it skips the batches the
-    restored loop state says were already completed in the current epoch.
+    Shards by the trainer's world size and rank. The skip is read from the fit loop's progress when
+    each epoch's iteration begins: after ``--ckpt_path`` that is the restored count of completed
+    batches (the dataloader itself is built before the loop state is restored).
     """
-    world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
-    sampler = ResumableSampler(dataset, num_replicas=world, rank=rank, seed=seed)
-    if trainer is not None and trainer.ckpt_path is not None:
-        done = trainer.fit_loop.epoch_loop.batch_progress.current.completed * batch_size
-        if done < sampler.num_samples:
-            sampler.skip_next(done)
+    if trainer is None:
+        sampler = ResumableSampler(dataset, num_replicas=1, rank=0, seed=seed)
+    else:
+        progress = trainer.fit_loop.epoch_loop.batch_progress.current
+        sampler = ResumableSampler(
+            dataset, trainer.world_size, trainer.global_rank, seed, lambda: progress.completed * batch_size
+        )
     return DataLoader(
         dataset, batch_size=batch_size, sampler=sampler, collate_fn=collate_fn, num_workers=num_workers
     )

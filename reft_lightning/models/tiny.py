@@ -100,14 +100,20 @@ def _texts_for(data: str, seed: int) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     """Command line: build a tiny model directory."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", required=True, help="directory to write (config, weights, tokenizer)")
     parser.add_argument("--size", default="micro", choices=sorted(SIZES))
-    parser.add_argument("--data", default="synthetic", help="'synthetic' or a data file to train the tokenizer on")
+    parser.add_argument(
+        "--data", default="synthetic", help="'synthetic' or a data file to train the tokenizer on"
+    )
     parser.add_argument("--vocab-size", type=int, default=2048)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    out = create_tiny_model(args.out, _texts_for(args.data, args.seed), args.size, args.vocab_size, seed=args.seed)
+    out = create_tiny_model(
+        args.out, _texts_for(args.data, args.seed), args.size, args.vocab_size, seed=args.seed
+    )
     print(f"tiny model ({args.size}) written to {out}")
 
 

@@ -56,7 +56,9 @@ def generate(
     args: GenerationArgs,
 ) -> Completions:
     """Continue each left-padded prompt ``[B, P]`` with the KV cache until EOS or ``max_new_tokens``."""
-    sampling = {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p} if args.do_sample else {}
+    sampling = (
+        {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p} if args.do_sample else {}
+    )
     sequences = model.generate(
         input_ids=prompt_ids,
         attention_mask=prompt_mask,

@@ -15,6 +15,7 @@ from reft_lightning.rewards.correctness import AnswerReward
 from reft_lightning.rl.rollout import GenerationArgs, generate
 from reft_lightning.stages.rng import capture_rng_states, restore_rng_states
 
+
 class LanguageModelStage(L.LightningModule):
     """Base of the stage modules: a causal LM, its tokenizer, and evaluation by generation.
 
@@ -43,12 +44,17 @@ class LanguageModelStage(L.LightningModule):
         super().__init__()
         self.tokenizer = load_tokenizer(tokenizer or model)
         self.model = load_causal_lm(model, dtype)
+        self.model.train()  # from_pretrained returns eval mode, and Lightning keeps modes as it finds them
         if gradient_checkpointing:
             self.model.gradient_checkpointing_enable()
         self.reward = reward or AnswerReward()
         self.eval_generation = eval_generation or GenerationArgs()
         self.eval_metrics = torch.nn.ModuleDict(
-            {f"{split}_{name}": MeanMetric() for split in ("val", "test") for name in ("accuracy", "extracted")}
+            {
+                f"{split}_{name}": MeanMetric()
+                for split in ("val", "test")
+                for name in ("accuracy", "extracted")
+            }
         )
 
     def lm_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -68,10 +74,14 @@ class LanguageModelStage(L.LightningModule):
         if "prompt_ids" not in batch:
             return []
         examples = self._examples(batch, split)
-        completions = generate(self.model, self.tokenizer, batch["prompt_ids"], batch["prompt_mask"], self.eval_generation)
+        completions = generate(
+            self.model, self.tokenizer, batch["prompt_ids"], batch["prompt_mask"], self.eval_generation
+        )
         scored = self.reward(completions.texts, examples)
         correct = torch.tensor(scored.correct, dtype=torch.float32, device=self.device)
-        extracted = torch.tensor([a is not None for a in scored.answers], dtype=torch.float32, device=self.device)
+        extracted = torch.tensor(
+            [a is not None for a in scored.answers], dtype=torch.float32, device=self.device
+        )
         for name, values in (("accuracy", correct), ("extracted", extracted)):
             metric = self.eval_metrics[f"{split}_{name}"]
             metric.update(values)

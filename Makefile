@@ -1,0 +1,37 @@
+# Two entry points for a fresh clone: `make demo` (offline CPU demo) and `make test` (the test suite).
+# Both create .venv and install the CPU build of torch 2.13.0 first, then the project.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+REFT := $(VENV)/bin/reft
+DEMO ?= runs/demo
+
+.PHONY: setup demo test lint clean-demo
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# Offline demo on CPU: tiny base model on arithmetic chains, then SFT on synthetic word problems,
+# then the test-set accuracy of the checkpoint chosen on validation.
+demo: setup
+	$(PY) -m reft_lightning.models.tiny --out $(DEMO)/init --size micro --data synthetic
+	$(REFT) fit --config configs/demo/base_arithmetic.yaml --trainer.default_root_dir $(DEMO)/base \
+		--model.init_args.model $(DEMO)/init
+	$(REFT) fit --config configs/demo/sft_synthetic.yaml --trainer.default_root_dir $(DEMO)/sft \
+		--model.init_args.model $(DEMO)/base/hf/final
+	$(REFT) test --config configs/demo/sft_synthetic.yaml --trainer.default_root_dir $(DEMO)/sft \
+		--model.init_args.model $(DEMO)/sft/hf/best
+
+test: setup
+	$(VENV)/bin/pytest
+
+lint: setup
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+clean-demo:
+	rm -rf $(DEMO)

@@ -1,0 +1,89 @@
+"""The `reft` CLI end to end on a tiny offline model: the paper's GSM8K config, few steps."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from reft_lightning.cli import main
+from reft_lightning.models.loading import load_causal_lm
+from tests.conftest import REPO
+
+CPU_OVERRIDES = [
+    "--trainer.accelerator=cpu",
+    "--trainer.devices=1",
+    "--trainer.strategy=auto",
+    "--trainer.precision=32-true",
+    "--trainer.enable_progress_bar=false",
+]
+
+
+def _metrics(run_dir: Path) -> list[dict[str, str]]:
+    (metrics_file,) = run_dir.glob("csv/version_*/metrics.csv")
+    with metrics_file.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_sft_gsm8k_config_trains_validates_and_exports(
+    tiny_model_dir: Path, gsm8k_dir: Path, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    main(
+        [
+            "fit",
+            f"--config={REPO / 'configs' / 'sft_gsm8k_ncot.yaml'}",
+            *CPU_OVERRIDES,
+            f"--trainer.default_root_dir={run_dir}",
+            "--trainer.max_steps=3",
+            "--trainer.log_every_n_steps=1",
+            "--trainer.val_check_interval=3",
+            f"--model.init_args.model={tiny_model_dir}",
+            "--model.init_args.eval_generation.max_new_tokens=8",
+            f"--data.init_args.train_file={gsm8k_dir / 'train.jsonl'}",
+            f"--data.init_args.test_file={gsm8k_dir / 'test.jsonl'}",
+            "--data.init_args.max_train_examples=64",
+            "--data.init_args.val_size=8",
+            "--data.init_args.batch_size=2",
+            "--data.init_args.eval_batch_size=4",
+            "--data.init_args.max_length=256",
+        ]
+    )
+    rows = _metrics(run_dir)
+    losses = [float(r["train/loss"]) for r in rows if r.get("train/loss")]
+    accuracies = [float(r["val/accuracy"]) for r in rows if r.get("val/accuracy")]
+    assert losses and all(loss == loss and loss > 0 for loss in losses)
+    assert len(accuracies) == 1 and 0.0 <= accuracies[0] <= 1.0
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert list(run_dir.glob("tensorboard/version_*/config.yaml")), (
+        "the run's config is saved beside its logs"
+    )
+    exported = load_causal_lm(str(run_dir / "hf" / "final"))
+    assert exported.config.n_layer == 2
+
+
+def test_print_config_resolves_every_paper_config(capsys: pytest.CaptureFixture[str]) -> None:
+    configs = sorted((REPO / "configs").glob("sft_*.yaml")) + sorted(
+        (REPO / "configs" / "demo").glob("*.yaml")
+    )
+    assert len(configs) >= 11
+    for config in configs:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["fit", f"--config={config}", "--print_config"])
+        assert exit_info.value.code in (0, None), config
+        printed = capsys.readouterr().out
+        assert "class_path: reft_lightning" in printed, config
+
+
+def test_bad_config_value_names_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                "fit",
+                f"--config={REPO / 'configs' / 'sft_gsm8k_ncot.yaml'}",
+                "--data.init_args.cot_format=latex",
+            ]
+        )
+    assert exit_info.value.code != 0
+    assert "cot_format" in capsys.readouterr().err
