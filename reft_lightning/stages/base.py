@@ -86,6 +86,8 @@ class LanguageModelStage(L.LightningModule):
             metric = self.eval_metrics[f"{split}_{name}"]
             metric.update(values)
             self.log(f"{split}/{name}", metric, prog_bar=name == "accuracy", batch_size=batch_size)
+        for name, value in scored.metrics.items():
+            self.log(f"{split}/reward_{name}", float(value), sync_dist=True, batch_size=batch_size)
         return [
             {"id": e.id, "completion": text, "answer": answer, "gold": e.answer, "correct": ok}
             for e, text, answer, ok in zip(examples, completions.texts, scored.answers, scored.correct)

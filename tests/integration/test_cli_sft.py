@@ -87,3 +87,27 @@ def test_bad_config_value_names_the_key(tmp_path: Path, capsys: pytest.CaptureFi
         )
     assert exit_info.value.code != 0
     assert "cot_format" in capsys.readouterr().err
+
+
+def test_pcot_validation_runs_programs_in_the_sandbox(tiny_model_dir: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "pcot"
+    main(
+        [
+            "validate",
+            f"--config={REPO / 'configs' / 'demo' / 'sft_synthetic.yaml'}",
+            "--trainer.enable_progress_bar=false",
+            f"--trainer.default_root_dir={run_dir}",
+            f"--model.init_args.model={tiny_model_dir}",
+            "--model.init_args.eval_generation.max_new_tokens=16",
+            "--model.init_args.reward=reft_lightning.rewards.ProgramReward",
+            "--model.init_args.reward.timeout_s=2.0",
+            "--data.init_args.cot_format=pcot",
+            "--data.init_args.num_train=16",
+            "--data.init_args.num_val=6",
+            "--data.init_args.num_test=4",
+        ]
+    )
+    (row,) = _metrics(run_dir)
+    errors, extracted = float(row["val/reward_error_fraction"]), float(row["val/extracted"])
+    assert 0.0 <= errors <= 1.0 and row["val/accuracy"] != ""
+    assert extracted <= 1.0 - errors + 1e-6, "an answer needs a program that returned a value"
