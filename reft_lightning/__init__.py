@@ -11,6 +11,7 @@ from typing import Any
 
 _EXPORTS = {
     "SFTModule": "reft_lightning.stages.sft",
+    "ReFTModule": "reft_lightning.stages.reft",
     "HFExport": "reft_lightning.callbacks",
     "MathExample": "reft_lightning.data.example",
 }

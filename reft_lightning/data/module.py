@@ -16,7 +16,7 @@ import lightning as L
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
-from reft_lightning.data.collate import collate_eval, collate_sft
+from reft_lightning.data.collate import collate_eval, collate_prompts, collate_sft
 from reft_lightning.data.example import MathExample
 from reft_lightning.data.formats import CotFormat, CotFormatName
 from reft_lightning.data.sampler import resumable_train_loader
@@ -53,7 +53,7 @@ class MathDataModule(L.LightningDataModule):
 
     Args:
         cot_format: ``ncot`` (natural-language chain) or ``pcot`` (Python program).
-        batch_size: SFT examples per device per step.
+        batch_size: training examples per device per step (SFT sequences, or questions per RL rollout).
         eval_batch_size: prompts per device per generation batch.
         max_length: tokens of prompt + target + EOS kept for SFT (spec: 1024).
         max_prompt_length: tokens of a generation prompt kept, counted from its end (spec: 300).
@@ -66,6 +66,8 @@ class MathDataModule(L.LightningDataModule):
         num_workers: DataLoader worker processes.
         cache_dir: where tokenised splits are cached; ``None`` tokenises in memory every run.
         tokenizer: tokenizer name or path; ``None`` takes the LightningModule's ``tokenizer``.
+        train_batches: ``sft`` (prompt + target, for SFT) or ``prompts`` (left-padded training
+            questions, for RL rollouts: the ReFT stage needs this).
     """
 
     def __init__(
@@ -83,8 +85,10 @@ class MathDataModule(L.LightningDataModule):
         num_workers: int = 0,
         cache_dir: str | None = None,
         tokenizer: str | None = None,
+        train_batches: Literal["sft", "prompts"] = "sft",
     ) -> None:
         super().__init__()
+        self.train_batches = train_batches
         self.cot_format = CotFormat(cot_format)
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
@@ -138,12 +142,17 @@ class MathDataModule(L.LightningDataModule):
             )
 
     def train_dataloader(self) -> DataLoader:
+        pad_id = self.tokenizer.pad_token_id
+        if self.train_batches == "prompts":
+            columns, collate = ["prompt_ids", "index"], partial(collate_prompts, pad_id=pad_id)
+        else:
+            columns, collate = ["input_ids", "labels"], partial(collate_sft, pad_id=pad_id)
         return resumable_train_loader(
-            self._tokenized["train"].select_columns(["input_ids", "labels"]),
+            self._tokenized["train"].select_columns(columns),
             self.batch_size,
             self.trainer,
             self.shuffle_seed,
-            partial(collate_sft, pad_id=self.tokenizer.pad_token_id),
+            collate,
             self.num_workers,
         )
 

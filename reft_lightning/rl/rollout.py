@@ -28,6 +28,14 @@ class GenerationArgs:
     """Nucleus sampling mass; 1.0 disables (spec: 1.0)."""
 
 
+@dataclass(frozen=True)
+class SamplingArgs(GenerationArgs):
+    """Generation for RL rollouts: sampling at temperature 1.0, top-k off, top-p 1.0 (spec)."""
+
+    do_sample: bool = True
+    """Rollouts sample; set ``false`` only to debug."""
+
+
 @dataclass
 class Completions:
     """Generated continuations of a prompt batch."""
@@ -73,3 +81,27 @@ def generate(
     response_ids = response_ids.masked_fill(mask.eq(0), tokenizer.pad_token_id)
     texts = tokenizer.batch_decode(response_ids, skip_special_tokens=True)
     return Completions(response_ids=response_ids, response_mask=mask, texts=texts)
+
+
+def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
+    """[B, T] positions counting only attended tokens (0 for left padding), as ``generate`` uses."""
+    return (attention_mask.long().cumsum(dim=1) - 1).clamp(min=0)
+
+
+def response_forward(
+    model: PreTrainedModel, sequences: torch.Tensor, attention_mask: torch.Tensor, response_length: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and last hidden states at the positions that predict each response token.
+
+    ``sequences`` is ``[B, P + R]`` (left-padded prompt, then response); returns logits
+    ``[B, R, V]`` and hidden states ``[B, R, H]`` taken at positions ``P - 1 .. P + R - 2``, so
+    entry ``t`` scores response token ``t`` and holds the state the value of step ``t`` is read from.
+    """
+    output = model(
+        input_ids=sequences,
+        attention_mask=attention_mask,
+        position_ids=position_ids(attention_mask),
+        output_hidden_states=True,
+    )
+    start = sequences.shape[1] - response_length - 1
+    return output.logits[:, start:-1], output.hidden_states[-1][:, start:-1]

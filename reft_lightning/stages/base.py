@@ -107,8 +107,17 @@ class LanguageModelStage(L.LightningModule):
         checkpoint["rng_states"] = capture_rng_states()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if "rng_states" in checkpoint:
-            restore_rng_states(checkpoint["rng_states"])
+        self._pending_rng_states = checkpoint.get("rng_states")
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """Restore a loaded checkpoint's RNG states just before the first resumed step.
+
+        Not earlier: creating the dataloader iterator draws from the global generator, which the
+        uninterrupted run did before the checkpoint was saved, not after.
+        """
+        if getattr(self, "_pending_rng_states", None) is not None:
+            restore_rng_states(self._pending_rng_states)
+            self._pending_rng_states = None
 
     def teardown(self, stage: str) -> None:
         self.reward.close()

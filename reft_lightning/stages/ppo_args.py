@@ -1,0 +1,52 @@
+"""The PPO settings of the ReFT stage, with the spec's defaults (reft-spec.md, "ReFT (PPO) stage")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from reft_lightning.rl.kl import KLKind
+
+
+@dataclass(frozen=True)
+class PPOArgs:
+    """One PPO iteration: sample, score, estimate advantages, then optimise for a few epochs."""
+
+    num_samples: int = 1
+    """Completions sampled per question per iteration (spec: 1)."""
+    ppo_epochs: int = 2
+    """Passes over each rollout batch (spec: 2)."""
+    minibatch_size: int | None = None
+    """Sequences per optimizer step; ``None`` = the whole rollout batch of this device (spec)."""
+    micro_batch_size: int | None = None
+    """Sequences per forward/backward inside a minibatch (gradient accumulation); ``None`` = minibatch."""
+    clip_range: float = 0.2
+    """PPO ratio clip epsilon (spec: 0.2)."""
+    value_clip_range: float = 0.2
+    """Values are clipped to ``old +- value_clip_range`` (spec: 0.2)."""
+    vf_coef: float = 5.0
+    """Weight of the value loss in ``policy + vf_coef * value`` (spec: 5.0)."""
+    gamma: float = 1.0
+    """TD discount (spec: 1.0; the paper's text swaps the names of gamma and lambda)."""
+    lam: float = 0.95
+    """GAE lambda (spec: 0.95)."""
+    kl_coef: float = 0.05
+    """Beta, the per-token KL penalty weight (spec: 0.05 N-CoT, 0.01 P-CoT and MathQA-numeric)."""
+    kl_estimator: KLKind = "k1"
+    """Per-token KL estimate: ``k1`` (spec), ``k2`` or ``k3``."""
+    adaptive_kl_target: float | None = None
+    """Target KL (nats per sequence) of an adaptive controller; ``None`` keeps beta fixed (spec)."""
+    adaptive_kl_horizon: int = 10000
+    """Horizon (samples) of the adaptive controller."""
+    advantage: Literal["gae", "grpo", "rloo"] = "gae"
+    """``gae`` with the value head (spec), or a group baseline over ``num_samples`` > 1 (no value loss)."""
+    whiten_advantages: bool = True
+    """Whiten advantages over all response tokens of the batch, across processes (spec)."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping by global norm (spec: 1.0)."""
+
+    def __post_init__(self) -> None:
+        if self.num_samples < 1 or self.ppo_epochs < 1:
+            raise ValueError("num_samples and ppo_epochs must be at least 1")
+        if self.advantage != "gae" and self.num_samples < 2:
+            raise ValueError(f"advantage={self.advantage!r} needs num_samples >= 2 (a group per question)")

@@ -1,0 +1,274 @@
+"""ReFTModule: PPO over the policy's own sampled solutions (Luong et al., 2024, section 3.2).
+
+One ``training_step`` is one PPO iteration on a batch of training questions, in six steps:
+1 rollout, 2 score, 3 evaluate, 4 shape, 5 estimate, 6 optimise (see ``training_step``). The math
+lives in ``reft_lightning.rl``; this module only orchestrates it. Optimisation is manual, so
+Lightning's ``global_step`` counts optimizer steps (``ppo_epochs`` x minibatches per iteration);
+``iterations`` counts rollouts and is saved in checkpoints with the KL coefficient.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+
+from reft_lightning.models.loading import load_causal_lm
+from reft_lightning.models.value_head import ValueHead
+from reft_lightning.rewards.base import Reward, RewardOutput
+from reft_lightning.rl.advantages import broadcast_to_tokens, group_advantages
+from reft_lightning.rl.gae import compute_gae, masked_whiten
+from reft_lightning.rl.kl import AdaptiveKLController, FixedKLController, KLController, kl_estimate
+from reft_lightning.rl.logprobs import masked_entropy, token_logprobs
+from reft_lightning.rl.rollout import GenerationArgs, SamplingArgs, generate, response_forward
+from reft_lightning.rl.shaping import shape_rewards
+from reft_lightning.stages.base import LanguageModelStage
+from reft_lightning.stages.optim import OptimizerArgs, build_optimizer
+from reft_lightning.stages.ppo_args import PPOArgs
+from reft_lightning.stages.ppo_step import Rollout, optimise_rollout
+
+REFERENCE_PREFIX = "reference."
+"""State-dict prefix of the frozen reference model, which checkpoints leave out (it is reloadable)."""
+
+
+class ReFTModule(LanguageModelStage):
+    """The ReFT stage: PPO from a warm-up checkpoint, rewarded by answer correctness.
+
+    Args:
+        model: the warm-up policy (an SFT ``hf/epoch_k`` export, or any causal LM).
+        tokenizer: its tokenizer; ``None`` uses ``model``.
+        dtype: weight dtype of policy, reference and value model.
+        reference: the frozen reference model for the KL penalty; ``None`` uses ``model`` (spec).
+        value_model: ``None``: a value head on the policy's last hidden state (spec default);
+            a model name/path: a separate value model with its own head (the paper's ablation).
+        value_dropout: dropout of the value head (spec: 0.1).
+        ppo: PPO settings (spec defaults).
+        rollout: sampling of rollouts (spec: temperature 1.0, top-k 0, top-p 1.0, 400 new tokens).
+        optimizer: AdamW (spec: lr 3e-7, constant; 3e-6 for 125M models).
+        reward: terminal score per completion (default ``AnswerReward``: 1 / 0.1 / 0).
+        eval_generation: decoding for validation and test (greedy).
+        gradient_checkpointing: recompute activations in backward.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        tokenizer: str | None = None,
+        dtype: str = "float32",
+        reference: str | None = None,
+        value_model: str | None = None,
+        value_dropout: float = 0.1,
+        ppo: PPOArgs | None = None,
+        rollout: SamplingArgs | None = None,
+        optimizer: OptimizerArgs | None = None,
+        reward: Reward | None = None,
+        eval_generation: GenerationArgs | None = None,
+        gradient_checkpointing: bool = False,
+    ) -> None:
+        super().__init__(model, tokenizer, dtype, reward, eval_generation, gradient_checkpointing)
+        self.automatic_optimization = False
+        self.strict_loading = False  # the reference is not in checkpoints; on_load_checkpoint checks the rest
+        self.ppo = ppo or PPOArgs()
+        self.rollout_args = rollout or SamplingArgs()
+        self.optimizer_args = optimizer or OptimizerArgs(lr=3e-7, schedule="constant", warmup_ratio=0.0)
+        self.reference = load_causal_lm(reference or model, dtype).eval().requires_grad_(False)
+        self.value_model = load_causal_lm(value_model, dtype).train() if value_model is not None else None
+        self.value_head = ValueHead((self.value_model or self.model).config.hidden_size, value_dropout)
+        self.kl_controller: KLController = (
+            FixedKLController(self.ppo.kl_coef)
+            if self.ppo.adaptive_kl_target is None
+            else AdaptiveKLController(
+                self.ppo.kl_coef, self.ppo.adaptive_kl_target, self.ppo.adaptive_kl_horizon
+            )
+        )
+        self.iterations = 0
+        self._seconds: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ the PPO iteration
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        started = time.perf_counter()
+        k = self.ppo.num_samples
+        examples = [e for e in self._examples(batch, "train") for _ in range(k)]
+        prompt_ids, prompt_mask = (
+            batch["prompt_ids"].repeat_interleave(k, 0),
+            batch["prompt_mask"].repeat_interleave(k, 0),
+        )
+        with self._timed("rollout"), self._eval_mode():  # 1. sample completions (no grad, KV cache)
+            completions = generate(self.model, self.tokenizer, prompt_ids, prompt_mask, self.rollout_args)
+        with self._timed("score"):  # 2. terminal score per completion
+            scored = self.reward(completions.texts, examples)
+            scores = torch.tensor(scored.scores, dtype=torch.float32, device=self.device)
+        sequences = torch.cat([prompt_ids, completions.response_ids], dim=1)
+        attention = torch.cat([prompt_mask, completions.response_mask], dim=1)
+        mask = completions.response_mask
+        with self._timed("evaluate"):  # 3. old log-probs, values, entropy; reference log-probs
+            old_logp, old_values, entropy = self._score_tokens(
+                sequences, attention, completions.response_ids, mask
+            )
+            ref_logp = self._reference_logprobs(sequences, attention, completions.response_ids)
+        with self._timed("shape"):  # 4. per-token reward: -beta * KL, plus the score on the last token
+            kl = kl_estimate(old_logp, ref_logp, self.ppo.kl_estimator)
+            rewards = shape_rewards(scores, kl, mask, self.kl_controller.value)
+        with self._timed("estimate"):  # 5. advantages and returns
+            advantages, returns = self._advantages(rewards, old_values, mask, scores, kl)
+        rollout = Rollout(
+            sequences, attention, completions.response_ids, mask, old_logp, old_values, advantages, returns
+        )
+        with self._timed("optimise"):  # 6. PPO epochs x minibatches
+            stats = optimise_rollout(self, rollout, self.ppo, use_values=self.ppo.advantage == "gae")
+        sequence_kl = (kl * mask).sum(dim=1)
+        self.kl_controller.update(float(sequence_kl.mean()), len(examples))
+        self.iterations += 1
+        self._log_iteration(
+            scored, scores, mask, sequence_kl, entropy, rewards, stats, time.perf_counter() - started
+        )
+
+    # ------------------------------------------------------------------ steps 3 and 5
+
+    @torch.no_grad()
+    def _score_tokens(
+        self, sequences: torch.Tensor, attention: torch.Tensor, response_ids: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Old log-probs ``[N, R]``, old values ``[N, R]`` and mean entropy per token, dropout off."""
+        with self._eval_mode():
+            logp, values, logits = self.policy_outputs(sequences, attention, response_ids)
+        return logp, values, masked_entropy(logits, mask)
+
+    def policy_outputs(
+        self, sequences: torch.Tensor, attention: torch.Tensor, response_ids: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Log-probs ``[N, R]`` and values ``[N, R]`` of the response tokens, and their logits."""
+        length = response_ids.shape[1]
+        logits, hidden = response_forward(self.model, sequences, attention, length)
+        if self.value_model is not None:
+            _, hidden = response_forward(self.value_model, sequences, attention, length)
+        return token_logprobs(logits, response_ids), self.value_head(hidden), logits
+
+    @torch.no_grad()
+    def _reference_logprobs(
+        self, sequences: torch.Tensor, attention: torch.Tensor, response_ids: torch.Tensor
+    ) -> torch.Tensor:
+        self.reference.eval()
+        logits, _ = response_forward(self.reference, sequences, attention, response_ids.shape[1])
+        return token_logprobs(logits, response_ids)
+
+    def _advantages(
+        self,
+        rewards: torch.Tensor,
+        values: torch.Tensor,
+        mask: torch.Tensor,
+        scores: torch.Tensor,
+        kl: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """GAE (spec) or a group baseline; whitened over all response tokens of all processes."""
+        if self.ppo.advantage == "gae":
+            advantages, returns = compute_gae(rewards, values, mask, self.ppo.gamma, self.ppo.lam)
+        else:
+            sequence_rewards = scores - self.kl_controller.value * (kl * mask).sum(dim=1)
+            grouped = group_advantages(
+                sequence_rewards.view(-1, self.ppo.num_samples), method=self.ppo.advantage
+            )
+            advantages, returns = broadcast_to_tokens(grouped.reshape(-1), mask), torch.zeros_like(values)
+        if self.ppo.whiten_advantages:
+            advantages = masked_whiten(advantages, mask, all_reduce=self._all_reduce_sum)
+        return advantages, returns
+
+    def _all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        return self.trainer.strategy.reduce(tensor, reduce_op="sum")
+
+    # ------------------------------------------------------------------ plumbing
+
+    @contextmanager
+    def _timed(self, step: str) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        self._seconds[step] = time.perf_counter() - started
+
+    @contextmanager
+    def _eval_mode(self) -> Iterator[None]:
+        """Dropout off for sampling and scoring (policy, value model, value head), restored after."""
+        modules = [m for m in (self.model, self.value_model, self.value_head) if m is not None]
+        modes = [m.training for m in modules]
+        for module in modules:
+            module.eval()
+        try:
+            yield
+        finally:
+            for module, mode in zip(modules, modes):
+                module.train(mode)
+
+    def _log_iteration(
+        self,
+        scored: RewardOutput,
+        scores: torch.Tensor,
+        mask: torch.Tensor,
+        sequence_kl: torch.Tensor,
+        entropy: torch.Tensor,
+        rewards: torch.Tensor,
+        stats: dict[str, float],
+        seconds: float,
+    ) -> None:
+        """Per-iteration metrics: rewards, KL, entropy, lengths, losses, throughput, step timings."""
+        n = scores.shape[0]
+        response_tokens = float(mask.sum())
+        metrics = {
+            "train/score": float(scores.mean()),
+            "train/accuracy": sum(scored.correct) / n,
+            "train/extracted": sum(a is not None for a in scored.answers) / n,
+            "train/kl": float(sequence_kl.mean()),
+            "train/kl_coef": self.kl_controller.value,
+            "train/entropy": float(entropy),
+            "train/response_length": response_tokens / n,
+            "train/shaped_reward": float((rewards * mask).sum(dim=1).mean()),
+            "train/iteration": float(self.iterations),
+            "train/response_tokens_per_s": response_tokens / max(seconds, 1e-9),
+            **stats,
+            **{f"time/{step}": value for step, value in self._seconds.items()},
+            **{f"train/reward_{name}": float(value) for name, value in scored.metrics.items()},
+        }
+        self.log_dict(metrics, on_step=True, on_epoch=False, prog_bar=False, batch_size=n)
+        self.log("train/score_mean", metrics["train/score"], prog_bar=True, on_step=True, batch_size=n)
+
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        """Policy, value head and (if any) value model parameters: what the optimizer updates."""
+        modules = [m for m in (self.model, self.value_head, self.value_model) if m is not None]
+        return [p for m in modules for p in m.parameters() if p.requires_grad]
+
+    def setup(self, stage: str) -> None:
+        datamodule = self.trainer.datamodule
+        if stage == "fit" and getattr(datamodule, "train_batches", "prompts") != "prompts":
+            raise ValueError("ReFTModule trains on prompts: set data.init_args.train_batches: prompts")
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        per_device = self.trainer.datamodule.batch_size * self.ppo.num_samples
+        steps_per_iteration = self.ppo.ppo_epochs * math.ceil(
+            per_device / (self.ppo.minibatch_size or per_device)
+        )
+        total = int(self.trainer.estimated_stepping_batches) * steps_per_iteration
+        optimizer, scheduler = build_optimizer(self.trainable_parameters(), self.optimizer_args, total)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["reft_state"] = {
+            "iterations": self.iterations,
+            "kl_controller": self.kl_controller.state_dict(),
+        }
+        state = checkpoint["state_dict"]
+        for key in [k for k in state if k.startswith(REFERENCE_PREFIX)]:
+            del state[key]
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        expected = {k for k in self.state_dict() if not k.startswith(REFERENCE_PREFIX)}
+        missing = sorted(expected - set(checkpoint["state_dict"]))
+        if missing:
+            raise KeyError(f"checkpoint lacks {len(missing)} trained weights, e.g. {missing[:3]}")
+        if "reft_state" in checkpoint:
+            self.iterations = checkpoint["reft_state"]["iterations"]
+            self.kl_controller.load_state_dict(checkpoint["reft_state"]["kl_controller"])
