@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import nn
 
@@ -9,14 +11,21 @@ from torch import nn
 class ValueHead(nn.Module):
     """``V(s_t) = w^T dropout(h_t) + b`` on hidden states ``[B, T, H]``, giving values ``[B, T]``.
 
-    Randomly initialised and trained with the policy by the same optimizer (spec: dropout 0.1 +
-    ``Linear(hidden, 1)``). Computes in float32 whatever the backbone's dtype.
+    Trained with the policy by the same optimizer (spec: dropout 0.1 + ``Linear(hidden, 1)``,
+    randomly initialised as PyTorch does, which is ``init="default"``). ``init="zeros"`` starts every
+    value at 0, so the first advantages are discounted rewards instead of differences of random
+    values. Computes in float32 whatever the backbone's dtype.
     """
 
-    def __init__(self, hidden_size: int, dropout: float = 0.1) -> None:
+    def __init__(
+        self, hidden_size: int, dropout: float = 0.1, init: Literal["default", "zeros"] = "default"
+    ) -> None:
         super().__init__()
         self.dropout = nn.Dropout(dropout)
         self.linear = nn.Linear(hidden_size, 1)
+        if init == "zeros":
+            nn.init.zeros_(self.linear.weight)
+            nn.init.zeros_(self.linear.bias)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         return self.linear(self.dropout(hidden_states.float())).squeeze(-1)

@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -46,6 +46,7 @@ class ReFTModule(LanguageModelStage):
         value_model: ``None``: a value head on the policy's last hidden state (spec default);
             a model name/path: a separate value model with its own head (the paper's ablation).
         value_dropout: dropout of the value head (spec: 0.1).
+        value_init: ``default`` (PyTorch's random init, as the official code) or ``zeros``.
         ppo: PPO settings (spec defaults).
         rollout: sampling of rollouts (spec: temperature 1.0, top-k 0, top-p 1.0, 400 new tokens).
         optimizer: AdamW (spec: lr 3e-7, constant; 3e-6 for 125M models).
@@ -62,6 +63,7 @@ class ReFTModule(LanguageModelStage):
         reference: str | None = None,
         value_model: str | None = None,
         value_dropout: float = 0.1,
+        value_init: Literal["default", "zeros"] = "default",
         ppo: PPOArgs | None = None,
         rollout: SamplingArgs | None = None,
         optimizer: OptimizerArgs | None = None,
@@ -77,7 +79,9 @@ class ReFTModule(LanguageModelStage):
         self.optimizer_args = optimizer or OptimizerArgs(lr=3e-7, schedule="constant", warmup_ratio=0.0)
         self.reference = load_causal_lm(reference or model, dtype).eval().requires_grad_(False)
         self.value_model = load_causal_lm(value_model, dtype).train() if value_model is not None else None
-        self.value_head = ValueHead((self.value_model or self.model).config.hidden_size, value_dropout)
+        self.value_head = ValueHead(
+            (self.value_model or self.model).config.hidden_size, value_dropout, value_init
+        )
         self.kl_controller: KLController = (
             FixedKLController(self.ppo.kl_coef)
             if self.ppo.adaptive_kl_target is None

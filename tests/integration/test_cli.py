@@ -111,3 +111,15 @@ def test_pcot_validation_runs_programs_in_the_sandbox(tiny_model_dir: Path, tmp_
     errors, extracted = float(row["val/reward_error_fraction"]), float(row["val/extracted"])
     assert 0.0 <= errors <= 1.0 and row["val/accuracy"] != ""
     assert extracted <= 1.0 - errors + 1e-6, "an answer needs a program that returned a value"
+
+
+def test_resume_with_nothing_to_resume_fails_before_training(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="no last.ckpt"):
+        main(
+            [
+                "fit",
+                f"--config={REPO / 'configs' / 'demo' / 'sft_synthetic.yaml'}",
+                f"--trainer.default_root_dir={tmp_path / 'empty'}",
+                "--ckpt_path=last",
+            ]
+        )
