@@ -114,7 +114,7 @@ def test_pcot_validation_runs_programs_in_the_sandbox(tiny_model_dir: Path, tmp_
 
 
 def test_resume_with_nothing_to_resume_fails_before_training(tmp_path: Path) -> None:
-    with pytest.raises(SystemExit, match="no last.ckpt"):
+    with pytest.raises(SystemExit, match=r"no last\.ckpt"):
         main(
             [
                 "fit",
