@@ -21,7 +21,7 @@ from reft_lightning.models.loading import load_causal_lm
 from reft_lightning.models.value_head import ValueHead
 from reft_lightning.rewards.base import Reward, RewardOutput
 from reft_lightning.rl.advantages import broadcast_to_tokens, group_advantages
-from reft_lightning.rl.gae import compute_gae, masked_whiten
+from reft_lightning.rl.gae import compute_gae, masked_mean, masked_var, masked_whiten
 from reft_lightning.rl.kl import AdaptiveKLController, FixedKLController, KLController, kl_estimate
 from reft_lightning.rl.logprobs import masked_entropy, token_logprobs
 from reft_lightning.rl.rollout import GenerationArgs, SamplingArgs, generate, response_forward
@@ -91,6 +91,7 @@ class ReFTModule(LanguageModelStage):
         )
         self.iterations = 0
         self._seconds: dict[str, float] = {}
+        self._advantage_stats: dict[str, float] = {}
 
     # ------------------------------------------------------------------ the PPO iteration
 
@@ -169,7 +170,10 @@ class ReFTModule(LanguageModelStage):
         scores: torch.Tensor,
         kl: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """GAE (spec) or a group baseline; whitened over all response tokens of all processes."""
+        """GAE (spec) or a group baseline; whitened over all response tokens of all processes.
+
+        Keeps the raw (pre-whitening) advantage and return statistics for logging.
+        """
         if self.ppo.advantage == "gae":
             advantages, returns = compute_gae(rewards, values, mask, self.ppo.gamma, self.ppo.lam)
         else:
@@ -178,6 +182,11 @@ class ReFTModule(LanguageModelStage):
                 sequence_rewards.view(-1, self.ppo.num_samples), method=self.ppo.advantage
             )
             advantages, returns = broadcast_to_tokens(grouped.reshape(-1), mask), torch.zeros_like(values)
+        self._advantage_stats = {
+            "train/advantage_mean": float(masked_mean(advantages, mask)),
+            "train/advantage_std": float(masked_var(advantages, mask).sqrt()),
+            "train/return_mean": float(masked_mean(returns, mask)),
+        }
         if self.ppo.whiten_advantages:
             advantages = masked_whiten(advantages, mask, all_reduce=self._all_reduce_sum)
         return advantages, returns
@@ -232,6 +241,7 @@ class ReFTModule(LanguageModelStage):
             "train/iteration": float(self.iterations),
             "train/response_tokens_per_s": response_tokens / max(seconds, 1e-9),
             **stats,
+            **self._advantage_stats,
             **{f"time/{step}": value for step, value in self._seconds.items()},
             **{f"train/reward_{name}": float(value) for name, value in scored.metrics.items()},
         }
