@@ -83,7 +83,9 @@ def execute(source: str) -> ExecutionResult:
 
 
 def _set_limits(limits: ChildLimits) -> None:
-    cpu = max(1, math.ceil(limits.timeout_s))
+    # One second above the wall-clock limit: a single-threaded program always meets the wall limit
+    # first (reported as a timeout); the CPU limit is the backstop for threads and a lost timer.
+    cpu = max(1, math.ceil(limits.timeout_s)) + 1
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))  # SIGXCPU, then SIGKILL
     resource.setrlimit(resource.RLIMIT_AS, (limits.address_space_bytes, limits.address_space_bytes))
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
