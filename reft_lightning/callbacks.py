@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import lightning as L
-import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+
+from reft_lightning.models.loading import weights_from_lightning_checkpoint
 
 
 class HFExport(Callback):
@@ -51,7 +52,4 @@ class HFExport(Callback):
         checkpoint = trainer.checkpoint_callback
         if not (self.export_best and isinstance(checkpoint, ModelCheckpoint) and checkpoint.best_model_path):
             return
-        weights = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False)["state_dict"]
-        prefix = "model."
-        state = {k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)}
-        self._save(trainer, pl_module, "best", state)
+        self._save(trainer, pl_module, "best", weights_from_lightning_checkpoint(checkpoint.best_model_path))

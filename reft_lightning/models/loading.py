@@ -38,3 +38,20 @@ def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
 def load_causal_lm(name_or_path: str, dtype: str = "float32", **kwargs: object) -> PreTrainedModel:
     """Load a causal LM with weights in ``dtype`` (``float32``, ``bfloat16`` or ``float16``)."""
     return AutoModelForCausalLM.from_pretrained(name_or_path, dtype=resolve_dtype(dtype), **kwargs)
+
+
+def weights_from_lightning_checkpoint(path: str, prefix: str = "model.") -> dict[str, torch.Tensor]:
+    """The weights stored under ``prefix`` in a Lightning checkpoint (a stage's ``self.model``).
+
+    Raises ``ValueError`` naming the file when the checkpoint holds no such weights.
+    """
+    state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    weights = {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
+    if not weights:
+        raise ValueError(f"{path}: no weights under {prefix!r}; is it a reft_lightning stage checkpoint?")
+    return weights
+
+
+def load_lightning_weights(model: PreTrainedModel, path: str, prefix: str = "model.") -> None:
+    """Overwrite ``model``'s weights with those of a Lightning checkpoint; every key must match."""
+    model.load_state_dict(weights_from_lightning_checkpoint(path, prefix), strict=True)

@@ -9,7 +9,7 @@ import torch
 from torchmetrics import MeanMetric
 
 from reft_lightning.data.example import MathExample
-from reft_lightning.models.loading import load_causal_lm, load_tokenizer
+from reft_lightning.models.loading import load_causal_lm, load_lightning_weights, load_tokenizer
 from reft_lightning.rewards.base import Reward
 from reft_lightning.rewards.correctness import AnswerReward
 from reft_lightning.rl.rollout import GenerationArgs, generate
@@ -30,6 +30,9 @@ class LanguageModelStage(L.LightningModule):
         reward: scores completions in evaluation; default ``AnswerReward`` (N-CoT numbers).
         eval_generation: decoding for evaluation (greedy by default).
         gradient_checkpointing: trade compute for activation memory.
+        init_checkpoint: a Lightning checkpoint of a stage (e.g. an SFT run's ``best-*.ckpt``) whose
+            ``model`` weights replace those loaded from ``model`` (which then only gives the
+            architecture and tokenizer); the optimizer starts fresh.
     """
 
     def __init__(
@@ -40,10 +43,13 @@ class LanguageModelStage(L.LightningModule):
         reward: Reward | None = None,
         eval_generation: GenerationArgs | None = None,
         gradient_checkpointing: bool = False,
+        init_checkpoint: str | None = None,
     ) -> None:
         super().__init__()
         self.tokenizer = load_tokenizer(tokenizer or model)
         self.model = load_causal_lm(model, dtype)
+        if init_checkpoint is not None:
+            load_lightning_weights(self.model, init_checkpoint)
         self.model.train()  # from_pretrained returns eval mode, and Lightning keeps modes as it finds them
         if gradient_checkpointing:
             self.model.gradient_checkpointing_enable()

@@ -9,6 +9,7 @@ Lightning's ``global_step`` counts optimizer steps (``ppo_epochs`` x minibatches
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Iterator
@@ -42,7 +43,8 @@ class ReFTModule(LanguageModelStage):
         model: the warm-up policy (an SFT ``hf/epoch_k`` export, or any causal LM).
         tokenizer: its tokenizer; ``None`` uses ``model``.
         dtype: weight dtype of policy, reference and value model.
-        reference: the frozen reference model for the KL penalty; ``None`` uses ``model`` (spec).
+        reference: the frozen reference model for the KL penalty; ``None``: a copy of the starting
+            policy (``model``, with ``init_checkpoint`` weights if given), as in the spec.
         value_model: ``None``: a value head on the policy's last hidden state (spec default);
             a model name/path: a separate value model with its own head (the paper's ablation).
         value_dropout: dropout of the value head (spec: 0.1).
@@ -70,14 +72,18 @@ class ReFTModule(LanguageModelStage):
         reward: Reward | None = None,
         eval_generation: GenerationArgs | None = None,
         gradient_checkpointing: bool = False,
+        init_checkpoint: str | None = None,
     ) -> None:
-        super().__init__(model, tokenizer, dtype, reward, eval_generation, gradient_checkpointing)
+        super().__init__(
+            model, tokenizer, dtype, reward, eval_generation, gradient_checkpointing, init_checkpoint
+        )
         self.automatic_optimization = False
         self.strict_loading = False  # the reference is not in checkpoints; on_load_checkpoint checks the rest
         self.ppo = ppo or PPOArgs()
         self.rollout_args = rollout or SamplingArgs()
         self.optimizer_args = optimizer or OptimizerArgs(lr=3e-7, schedule="constant", warmup_ratio=0.0)
-        self.reference = load_causal_lm(reference or model, dtype).eval().requires_grad_(False)
+        initial_policy = self.model if reference is None else load_causal_lm(reference, dtype)
+        self.reference = copy.deepcopy(initial_policy).eval().requires_grad_(False)
         self.value_model = load_causal_lm(value_model, dtype).train() if value_model is not None else None
         self.value_head = ValueHead(
             (self.value_model or self.model).config.hidden_size, value_dropout, value_init

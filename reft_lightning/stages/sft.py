@@ -27,6 +27,7 @@ class SFTModule(LanguageModelStage):
         reward: scores greedy completions in validation and test (default: N-CoT ``AnswerReward``).
         eval_generation: decoding for evaluation.
         gradient_checkpointing: trade compute for activation memory.
+        init_checkpoint: start from the ``model`` weights of this Lightning stage checkpoint.
     """
 
     def __init__(
@@ -38,8 +39,11 @@ class SFTModule(LanguageModelStage):
         reward: Reward | None = None,
         eval_generation: GenerationArgs | None = None,
         gradient_checkpointing: bool = False,
+        init_checkpoint: str | None = None,
     ) -> None:
-        super().__init__(model, tokenizer, dtype, reward, eval_generation, gradient_checkpointing)
+        super().__init__(
+            model, tokenizer, dtype, reward, eval_generation, gradient_checkpointing, init_checkpoint
+        )
         self.optimizer_args = optimizer or OptimizerArgs()
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:

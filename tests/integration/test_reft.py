@@ -101,3 +101,21 @@ def test_resume_from_mid_run_checkpoint_reproduces_the_next_iterations(
     expected, actual = straight.state_dict(), resumed.state_dict()
     for name in expected:
         torch.testing.assert_close(actual[name], expected[name], rtol=0, atol=0, msg=name)
+
+
+def test_start_from_an_sft_lightning_checkpoint_sets_policy_and_reference(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    L.seed_everything(0)
+    source = _module(tiny_model_dir)
+    with torch.no_grad():
+        for parameter in source.model.parameters():
+            parameter.add_(0.5)
+    checkpoint = tmp_path / "sft.ckpt"
+    torch.save({"state_dict": {f"model.{k}": v for k, v in source.model.state_dict().items()}}, checkpoint)
+
+    module = ReFTModule(model=str(tiny_model_dir), init_checkpoint=str(checkpoint))
+    for name, tensor in source.model.state_dict().items():
+        assert torch.equal(module.model.state_dict()[name], tensor), name
+        assert torch.equal(module.reference.state_dict()[name], tensor), name
+    assert module.reference is not module.model
