@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
@@ -43,9 +43,10 @@ def lr_factor(step: int, total_steps: int, args: OptimizerArgs) -> float:
 
 
 def build_optimizer(
-    parameters: Iterable[torch.nn.Parameter], args: OptimizerArgs, total_steps: int
+    parameters: Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]], args: OptimizerArgs, total_steps: int
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
-    """AdamW over ``parameters`` and a per-step LambdaLR following :func:`lr_factor`."""
+    """AdamW over ``parameters`` (or parameter groups, which may set their own ``lr``) and a per-step
+    LambdaLR following :func:`lr_factor`, applied to every group's peak lr."""
     optimizer = torch.optim.AdamW(
         parameters, lr=args.lr, betas=args.betas, eps=args.eps, weight_decay=args.weight_decay
     )

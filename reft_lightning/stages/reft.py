@@ -52,6 +52,8 @@ class ReFTModule(LanguageModelStage):
         ppo: PPO settings (spec defaults).
         rollout: sampling of rollouts (spec: temperature 1.0, top-k 0, top-p 1.0, 400 new tokens).
         optimizer: AdamW (spec: lr 3e-7, constant; 3e-6 for 125M models).
+        value_lr: peak learning rate of the value head (and value model); ``None``: ``optimizer.lr``
+            (spec: one optimizer, one lr).
         reward: terminal score per completion (default ``AnswerReward``: 1 / 0.1 / 0).
         eval_generation: decoding for validation and test (greedy).
         gradient_checkpointing: recompute activations in backward.
@@ -69,6 +71,7 @@ class ReFTModule(LanguageModelStage):
         ppo: PPOArgs | None = None,
         rollout: SamplingArgs | None = None,
         optimizer: OptimizerArgs | None = None,
+        value_lr: float | None = None,
         reward: Reward | None = None,
         eval_generation: GenerationArgs | None = None,
         gradient_checkpointing: bool = False,
@@ -82,6 +85,7 @@ class ReFTModule(LanguageModelStage):
         self.ppo = ppo or PPOArgs()
         self.rollout_args = rollout or SamplingArgs()
         self.optimizer_args = optimizer or OptimizerArgs(lr=3e-7, schedule="constant", warmup_ratio=0.0)
+        self.value_lr = value_lr
         initial_policy = self.model if reference is None else load_causal_lm(reference, dtype)
         self.reference = copy.deepcopy(initial_policy).eval().requires_grad_(False)
         self.value_model = load_causal_lm(value_model, dtype).train() if value_model is not None else None
@@ -270,7 +274,14 @@ class ReFTModule(LanguageModelStage):
             per_device / (self.ppo.minibatch_size or per_device)
         )
         total = int(self.trainer.estimated_stepping_batches) * steps_per_iteration
-        optimizer, scheduler = build_optimizer(self.trainable_parameters(), self.optimizer_args, total)
+        value_modules = [m for m in (self.value_head, self.value_model) if m is not None]
+        value_parameters = [p for m in value_modules for p in m.parameters() if p.requires_grad]
+        policy_parameters = [p for p in self.model.parameters() if p.requires_grad]
+        groups = [
+            {"params": policy_parameters},
+            {"params": value_parameters, "lr": self.value_lr or self.optimizer_args.lr},
+        ]
+        optimizer, scheduler = build_optimizer(groups, self.optimizer_args, total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

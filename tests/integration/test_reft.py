@@ -20,9 +20,10 @@ ITERATIONS = 4
 STEPS_PER_ITERATION = 2  # ppo_epochs=2, one minibatch per rollout batch
 
 
-def _module(model_dir: Path) -> ReFTModule:
+def _module(model_dir: Path, value_lr: float | None = None) -> ReFTModule:
     return ReFTModule(
         model=str(model_dir),
+        value_lr=value_lr,
         ppo=PPOArgs(kl_coef=0.05),
         rollout=SamplingArgs(max_new_tokens=12),
         optimizer=OptimizerArgs(lr=1e-3, schedule="constant", warmup_ratio=0.0),
@@ -59,10 +60,14 @@ def test_ppo_iterations_update_policy_and_value_but_not_reference(
     tiny_model_dir: Path, tmp_path: Path
 ) -> None:
     L.seed_everything(0)
-    module = _module(tiny_model_dir)
+    module = _module(tiny_model_dir, value_lr=1e-2)
     policy, reference, value = _clone(module.model), _clone(module.reference), _clone(module.value_head)
     trainer = _trainer(tmp_path)
     trainer.fit(module, _data())
+
+    policy_group, value_group = trainer.optimizers[0].param_groups
+    assert (policy_group["lr"], value_group["lr"]) == (1e-3, 1e-2)
+    assert len(value_group["params"]) == 2  # the value head's weight and bias
 
     assert module.iterations == ITERATIONS
     assert trainer.global_step == ITERATIONS * STEPS_PER_ITERATION  # optimizer steps, not iterations
