@@ -58,11 +58,15 @@ class ArithmeticCorpusDataModule(L.LightningDataModule):
         self.difficulty = difficulty or Difficulty()
         self.shuffle_seed = shuffle_seed
         self.tokenizer_name = tokenizer
+        self._tokenizer: PreTrainedTokenizerBase | None = None
         self._blocks: dict[str, datasets.Dataset] = {}
 
     @property
     def tokenizer(self) -> PreTrainedTokenizerBase:
-        return resolve_tokenizer(self.tokenizer_name, self.trainer)
+        """The tokenizer, resolved once: loaded by name, or the LightningModule's."""
+        if self._tokenizer is None:
+            self._tokenizer = resolve_tokenizer(self.tokenizer_name, self.trainer)
+        return self._tokenizer
 
     def setup(self, stage: str | None = None) -> None:
         if self._blocks:

@@ -12,6 +12,7 @@ from abc import abstractmethod
 from functools import partial
 from typing import Literal
 
+import datasets
 import lightning as L
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
@@ -103,7 +104,7 @@ class MathDataModule(L.LightningDataModule):
         self.cache_dir = cache_dir
         self.tokenizer_name = tokenizer
         self.examples: dict[str, list[MathExample]] = {}
-        self._tokenized: dict[str, object] = {}
+        self._tokenized: dict[str, datasets.Dataset] = {}
         self._tokenizer: PreTrainedTokenizerBase | None = None
 
     @abstractmethod

@@ -255,8 +255,8 @@ class ReFTModule(LanguageModelStage):
             **{f"time/{step}": value for step, value in self._seconds.items()},
             **{f"train/reward_{name}": float(value) for name, value in scored.metrics.items()},
         }
-        self.log_dict(metrics, on_step=True, on_epoch=False, prog_bar=False, batch_size=n)
-        self.log("train/score_mean", metrics["train/score"], prog_bar=True, on_step=True, batch_size=n)
+        self.log("train/score", metrics.pop("train/score"), prog_bar=True, on_step=True, batch_size=n)
+        self.log_dict(metrics, on_step=True, on_epoch=False, batch_size=n)
 
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
         """Policy, value head and (if any) value model parameters: what the optimizer updates."""
