@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from reft_learning import _curves, _rows
+from runs import metric_rows, pyplot, reft_curves
 
 
 def main() -> None:
@@ -23,12 +23,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
 
-    import matplotlib
+    plt = pyplot()
+    if plt is None:
+        raise SystemExit(1)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    train, val = _curves(_rows(args.run))
+    train, val = reft_curves(metric_rows(args.run))
     window = max(1, args.smooth)
 
     def smoothed(key: str) -> list[float]:

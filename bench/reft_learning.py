@@ -14,48 +14,12 @@ from __future__ import annotations
 import argparse
 import csv
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
+from runs import evaluate, metric_rows, pyplot, reft, reft_curves
+
 CONFIG = "configs/demo/reft_synthetic.yaml"
-
-
-def _reft(*args: str) -> None:
-    command = [sys.executable, "-m", "reft_lightning.cli", *args, "--trainer.enable_progress_bar=false"]
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise SystemExit(f"failed: {' '.join(command)}\n{result.stderr[-3000:]}")
-
-
-def _rows(run: Path) -> list[dict[str, str]]:
-    files = sorted(run.glob("csv/version_*/metrics.csv"))
-    with files[-1].open() as handle:
-        return list(csv.DictReader(handle))
-
-
-def _curves(rows: list[dict[str, str]]) -> tuple[list[dict[str, float]], list[tuple[int, float]]]:
-    """Per-iteration train metrics, and (iterations done, val accuracy) at each validation."""
-    train: list[dict[str, float]] = []
-    val: list[tuple[int, float]] = []
-    for row in rows:
-        if row.get("train/score"):
-            train.append({k: float(row[k]) for k in ("train/score", "train/accuracy", "train/kl")})
-        if row.get("val/accuracy"):
-            val.append((len(train), float(row["val/accuracy"])))
-    return train, val
-
-
-def _last(run: Path, key: str) -> float:
-    return float([r[key] for r in _rows(run) if r.get(key)][-1])
-
-
-def evaluate(model: str, run: Path, stage: str, extra: list[str]) -> float:
-    """Greedy accuracy of ``model`` on the validation (``validate``) or test (``test``) split."""
-    model_arg, root_arg = f"--model.init_args.model={model}", f"--trainer.default_root_dir={run}"
-    _reft(stage, f"--config={CONFIG}", model_arg, root_arg, *extra)
-    return _last(run, "val/accuracy" if stage == "validate" else "test/accuracy")
 
 
 def main() -> None:
@@ -75,8 +39,8 @@ def main() -> None:
     runs, out = Path(args.runs), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    warm_val = evaluate(args.warmup, runs / "warmup_val", "validate", [])
-    warm_test = evaluate(args.warmup, runs / "warmup_test", "test", [])
+    warm_val = evaluate(CONFIG, args.warmup, runs / "warmup_val", "validate")
+    warm_test = evaluate(CONFIG, args.warmup, runs / "warmup_test", "test")
     lines = [
         f"Warm-up `{args.warmup}`: validation {100 * warm_val:.1f}%, test {100 * warm_test:.1f}%.",
         "",
@@ -88,7 +52,7 @@ def main() -> None:
     for seed in args.seeds:
         run = runs / f"seed{seed}"
         started = time.perf_counter()
-        _reft(
+        reft(
             "fit", f"--config={CONFIG}", f"--seed_everything={seed}", f"--trainer.default_root_dir={run}",
             f"--trainer.max_steps={2 * args.iterations}", "--trainer.max_epochs=-1",
             f"--trainer.val_check_interval={args.val_every}", f"--model.init_args.model={args.warmup}",
@@ -96,10 +60,10 @@ def main() -> None:
             f"--data.init_args.shuffle_seed={seed}", *args.extra,
         )  # fmt: skip
         minutes = (time.perf_counter() - started) / 60
-        train, val = _curves(_rows(run))
+        train, val = reft_curves(metric_rows(run))
         scores = [t["train/score"] for t in train]
         best_iteration, best_val = max(val, key=lambda v: v[1])
-        test = evaluate(str(run / "hf" / "best"), run / "test", "test", [])
+        test = evaluate(CONFIG, str(run / "hf" / "best"), run / "test", "test")
         first, last = statistics.mean(scores[:10]), statistics.mean(scores[-10:])
         lines.append(
             f"| {seed} | {100 * best_val:.1f} ({best_iteration}) | {100 * test:.1f} | "
@@ -121,13 +85,8 @@ def main() -> None:
 
 
 def _plot(curves: list[tuple[int, list[dict[str, float]], list[tuple[int, float]]]], path: Path) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib not installed: no plot (pip install matplotlib)")
+    plt = pyplot()
+    if plt is None:
         return
     figure, axes = plt.subplots(1, 3, figsize=(14, 4))
     for seed, train, val in curves:

@@ -1,0 +1,88 @@
+"""Helpers shared by the bench scripts: run ``reft`` as a subprocess and read a run's CSV log.
+
+A run is a ``trainer.default_root_dir``; its metrics are in ``csv/version_*/metrics.csv`` (the
+newest version is read). Nothing here imports torch, so the bench drivers stay light processes.
+"""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+TRAIN_KEYS = ("train/score", "train/accuracy", "train/kl")
+
+
+def reft(*args: str) -> None:
+    """``reft <args>`` in a fresh interpreter, without the progress bar; exits with its stderr on failure."""
+    command = [sys.executable, "-m", "reft_lightning.cli", *args, "--trainer.enable_progress_bar=false"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(command)}\n{result.stderr[-3000:]}")
+
+
+def metric_rows(run: Path) -> list[dict[str, str]]:
+    """Rows of the newest CSV log of ``run`` (one per logging call; empty strings for absent keys)."""
+    files = sorted(run.glob("csv/version_*/metrics.csv"), key=lambda f: int(f.parent.name.split("_")[1]))
+    if not files:
+        raise SystemExit(f"no CSV log under {run}/csv")
+    with files[-1].open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def last_metric(run: Path, key: str) -> float:
+    """The last logged value of ``key`` in ``run``."""
+    values = [row[key] for row in metric_rows(run) if row.get(key)]
+    if not values:
+        raise SystemExit(f"{key} was never logged in {run}")
+    return float(values[-1])
+
+
+def reft_curves(rows: list[dict[str, str]]) -> tuple[list[dict[str, float]], list[tuple[int, float]]]:
+    """Per-iteration train metrics of a ReFT run, and (iterations done, val accuracy) per validation.
+
+    Each train entry has ``TRAIN_KEYS`` and ``minutes``: training time so far (the sum of the six
+    step timings ``time/*``, so validation time is not counted).
+    """
+    train: list[dict[str, float]] = []
+    val: list[tuple[int, float]] = []
+    minutes = 0.0
+    for row in rows:
+        if row.get("train/score"):
+            minutes += sum(float(v) for k, v in row.items() if k.startswith("time/") and v) / 60
+            train.append({**{k: float(row[k]) for k in TRAIN_KEYS}, "minutes": minutes})
+        if row.get("val/accuracy"):
+            val.append((len(train), float(row["val/accuracy"])))
+    return train, val
+
+
+def epoch_curve(rows: list[dict[str, str]]) -> list[float]:
+    """Validation accuracy after each epoch of an SFT run, in order."""
+    return [float(row["val/accuracy"]) for row in rows if row.get("val/accuracy")]
+
+
+def evaluate(config: str, model: str, run: Path, stage: str, *extra: str) -> float:
+    """Greedy accuracy of the export ``model`` on validation (``stage="validate"``) or test (``"test"``)."""
+    reft(
+        stage,
+        f"--config={config}",
+        f"--model.init_args.model={model}",
+        f"--trainer.default_root_dir={run}",
+        *extra,
+    )
+    return last_metric(run, "val/accuracy" if stage == "validate" else "test/accuracy")
+
+
+def pyplot() -> ModuleType | None:
+    """``matplotlib.pyplot`` with the file-only Agg backend, or ``None`` (and a hint) if not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed: no plot (pip install -e '.[bench]')")
+        return None
+    return plt
