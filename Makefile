@@ -16,8 +16,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
-# Offline demo on CPU: tiny base model on arithmetic chains, then SFT on synthetic word problems,
-# then the test-set accuracy of the checkpoint chosen on validation.
+# Offline demo on CPU: tiny base model on arithmetic chains, SFT on synthetic word problems, then
+# ReFT (PPO) from the SFT checkpoint chosen on validation; test accuracy of each stage's best checkpoint.
 demo: setup
 	$(PY) -m reft_lightning.models.tiny --out $(DEMO)/init --size micro --data synthetic
 	$(REFT) fit --config configs/demo/base_arithmetic.yaml --trainer.default_root_dir $(DEMO)/base \
@@ -26,6 +26,10 @@ demo: setup
 		--model.init_args.model $(DEMO)/base/hf/final
 	$(REFT) test --config configs/demo/sft_synthetic.yaml --trainer.default_root_dir $(DEMO)/sft \
 		--model.init_args.model $(DEMO)/sft/hf/best
+	$(REFT) fit --config configs/demo/reft_synthetic.yaml --trainer.default_root_dir $(DEMO)/reft \
+		--model.init_args.model $(DEMO)/sft/hf/best
+	$(REFT) test --config configs/demo/reft_synthetic.yaml --trainer.default_root_dir $(DEMO)/reft \
+		--model.init_args.model $(DEMO)/reft/hf/best
 
 test: setup
 	$(VENV)/bin/pytest

@@ -153,7 +153,8 @@ def report(
     lines += [
         "",
         f"ReFT from `{args.start}` (val {_pct(begin['val'])}%, test {_pct(begin['test'])}%), "
-        f"{args.reft_epochs} passes over the training questions:",
+        f"{args.reft_epochs} passes over the training questions, "
+        f"overrides: `{' '.join(args.extra) or 'none'}`:",
         "",
         "| ReFT seed | best val % (iteration) | test % at best val | gain over SFT best | "
         "gain over start | score first / last 10% | minutes |",
@@ -234,6 +235,7 @@ def main() -> None:
     parser.add_argument("--val-every", type=int, default=47, help="ReFT iterations between validations")
     parser.add_argument("--runs", default="runs/bench_reft_vs_sft")
     parser.add_argument("--out", default="docs/results/reft_vs_sft")
+    parser.add_argument("--tag", default="", help="suffix of the ReFT run directories (one per setting)")
     parser.add_argument("extra", nargs="*", help="further overrides for every `reft fit` of ReFT")
     args = parser.parse_args()
     runs, out = Path(args.runs), Path(args.out)
@@ -249,7 +251,7 @@ def main() -> None:
     }
     start = str(plateau.parent / args.start)
     begin = start_accuracy(runs / f"start_{args.start}", start)
-    name = f"reft_from_{args.start}"
+    name = f"reft_from_{args.start}{args.tag}"
     refts = {
         seed: reft_run(runs / f"{name}_seed{seed}", start, args.reft_epochs, seed, args.val_every, args.extra)
         for seed in args.seeds
