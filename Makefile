@@ -27,7 +27,7 @@ demo: setup
 	$(REFT) test --config configs/demo/sft_synthetic.yaml --trainer.default_root_dir $(DEMO)/sft \
 		--model.init_args.model $(DEMO)/sft/hf/best
 	$(REFT) fit --config configs/demo/reft_synthetic.yaml --trainer.default_root_dir $(DEMO)/reft \
-		--model.init_args.model $(DEMO)/sft/hf/best
+		--model.init_args.model $(DEMO)/sft/hf/best --model.init_args.value_model $(DEMO)/sft/hf/best
 	$(REFT) test --config configs/demo/reft_synthetic.yaml --trainer.default_root_dir $(DEMO)/reft \
 		--model.init_args.model $(DEMO)/reft/hf/best
 
