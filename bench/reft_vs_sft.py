@@ -14,7 +14,9 @@
    plot (accuracy, training reward and KL against training minutes) to ``--out``.
 
 A stage whose run directory already holds ``summary.json`` is read back instead of rerun, so an
-interrupted bench continues where it stopped. Examples (the demo's base model, ``make demo``):
+interrupted bench continues where it stopped. Directories are named by seed, lr, start and
+``--tag`` only: change ``--runs`` or ``--tag`` when changing epochs or overrides. Examples (the
+demo's base model, ``make demo``):
 
     python bench/reft_vs_sft.py --base runs/demo/base/hf/final --start best --seeds 0 1 2
     python bench/reft_vs_sft.py --base runs/demo/base/hf/final --start epoch_2 --reft-epochs 100 \\
