@@ -258,10 +258,17 @@ class ReFTModule(LanguageModelStage):
         self.log("train/score", metrics.pop("train/score"), prog_bar=True, on_step=True, batch_size=n)
         self.log_dict(metrics, on_step=True, on_epoch=False, batch_size=n)
 
+    def policy_and_value_parameters(self) -> tuple[list[torch.nn.Parameter], list[torch.nn.Parameter]]:
+        """Trainable parameters of the policy, and of the value head plus (if any) value model."""
+        value_modules = [m for m in (self.value_head, self.value_model) if m is not None]
+        policy = [p for p in self.model.parameters() if p.requires_grad]
+        value = [p for m in value_modules for p in m.parameters() if p.requires_grad]
+        return policy, value
+
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
         """Policy, value head and (if any) value model parameters: what the optimizer updates."""
-        modules = [m for m in (self.model, self.value_head, self.value_model) if m is not None]
-        return [p for m in modules for p in m.parameters() if p.requires_grad]
+        policy, value = self.policy_and_value_parameters()
+        return policy + value
 
     def setup(self, stage: str) -> None:
         datamodule = self.trainer.datamodule
@@ -274,13 +281,9 @@ class ReFTModule(LanguageModelStage):
             per_device / (self.ppo.minibatch_size or per_device)
         )
         total = int(self.trainer.estimated_stepping_batches) * steps_per_iteration
-        value_modules = [m for m in (self.value_head, self.value_model) if m is not None]
-        value_parameters = [p for m in value_modules for p in m.parameters() if p.requires_grad]
-        policy_parameters = [p for p in self.model.parameters() if p.requires_grad]
-        groups = [
-            {"params": policy_parameters},
-            {"params": value_parameters, "lr": self.value_lr or self.optimizer_args.lr},
-        ]
+        policy, value = self.policy_and_value_parameters()
+        value_lr = self.optimizer_args.lr if self.value_lr is None else self.value_lr
+        groups = [{"params": policy}, {"params": value, "lr": value_lr}]
         optimizer, scheduler = build_optimizer(groups, self.optimizer_args, total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
