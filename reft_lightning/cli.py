@@ -44,9 +44,17 @@ def _require_last_checkpoint(callbacks: list[Namespace]) -> None:
         raise SystemExit(f"--ckpt_path last: no last.ckpt to resume from (searched: {searched})")
 
 
+def _stream_predictions(config: Namespace, callbacks: list[Namespace]) -> None:
+    """``reft predict``: write records to JSONL as they come (``PredictionWriter``), keep none in memory."""
+    if not any(_is(c, "PredictionWriter") for c in callbacks):
+        callbacks.append(Namespace(class_path="reft_lightning.evaluation.PredictionWriter"))
+    if config.get("return_predictions") is None:
+        config.return_predictions = False
+
+
 class ReftCLI(LightningCLI):
     """LightningCLI with the project's defaults: TensorBoard + CSV logs under the run directory,
-    and a Rich progress bar."""
+    a Rich progress bar, and ``reft predict`` streaming to ``{root}/predictions.jsonl``."""
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
@@ -65,6 +73,8 @@ class ReftCLI(LightningCLI):
         for callback in callbacks:
             if _is(callback, "ModelCheckpoint") and callback.init_args.dirpath is None:
                 callback.init_args.dirpath = str(Path(trainer.default_root_dir) / "checkpoints")
+        if self.subcommand == "predict":
+            _stream_predictions(config, callbacks)
         trainer.callbacks = callbacks
         if config.get("ckpt_path") == "last":
             _require_last_checkpoint(callbacks)

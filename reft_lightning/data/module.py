@@ -69,6 +69,7 @@ class MathDataModule(L.LightningDataModule):
         tokenizer: tokenizer name or path; ``None`` takes the LightningModule's ``tokenizer``.
         train_batches: ``sft`` (prompt + target, for SFT) or ``prompts`` (left-padded training
             questions, for RL rollouts: the ReFT stage needs this).
+        predict_split: the split ``reft predict`` answers (``train`` to sample training questions).
     """
 
     def __init__(
@@ -87,9 +88,11 @@ class MathDataModule(L.LightningDataModule):
         cache_dir: str | None = None,
         tokenizer: str | None = None,
         train_batches: Literal["sft", "prompts"] = "sft",
+        predict_split: Split = "test",
     ) -> None:
         super().__init__()
         self.train_batches = train_batches
+        self.predict_split = predict_split
         self.cot_format = CotFormat(cot_format)
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
@@ -173,4 +176,4 @@ class MathDataModule(L.LightningDataModule):
         return self._eval_loader("test")
 
     def predict_dataloader(self) -> DataLoader:
-        return self._eval_loader("test")
+        return self._eval_loader(self.predict_split)

@@ -9,6 +9,7 @@ import torch
 from torchmetrics import MeanMetric
 
 from reft_lightning.data.example import MathExample
+from reft_lightning.evaluation.sampling import SamplingEvalArgs, sample_and_score
 from reft_lightning.models.loading import load_causal_lm, load_lightning_weights, load_tokenizer
 from reft_lightning.rewards.base import Reward
 from reft_lightning.rewards.correctness import AnswerReward
@@ -21,7 +22,10 @@ class LanguageModelStage(L.LightningModule):
 
     Validation and test batches with prompts are answered greedily and scored by ``reward``;
     ``{split}/accuracy`` and ``{split}/extracted`` (fraction with an extractable answer) are
-    logged, synchronised across processes. Batches with labels also log ``{split}/loss``.
+    logged, synchronised across processes. With ``sampling_eval.num_samples > 0`` each question is
+    also answered by ``n`` samples, logging ``{split}/pass@k`` and ``{split}/voting@k``. Batches
+    with labels also log ``{split}/loss``. ``reft predict`` returns one record per question (see
+    :meth:`answer_batch`), which :class:`reft_lightning.evaluation.PredictionWriter` streams to JSONL.
 
     Args:
         model: hub name or local path of a causal LM (an SFT export, or a tiny offline model).
@@ -33,6 +37,7 @@ class LanguageModelStage(L.LightningModule):
         init_checkpoint: a Lightning checkpoint of a stage (e.g. an SFT run's ``best-*.ckpt``) whose
             ``model`` weights replace those loaded from ``model`` (which then only gives the
             architecture and tokenizer); the optimizer starts fresh.
+        sampling_eval: sampled evaluation besides greedy (off by default).
     """
 
     def __init__(
@@ -44,6 +49,7 @@ class LanguageModelStage(L.LightningModule):
         eval_generation: GenerationArgs | None = None,
         gradient_checkpointing: bool = False,
         init_checkpoint: str | None = None,
+        sampling_eval: SamplingEvalArgs = SamplingEvalArgs(),
     ) -> None:
         super().__init__()
         self.tokenizer = load_tokenizer(tokenizer or model)
@@ -55,12 +61,10 @@ class LanguageModelStage(L.LightningModule):
             self.model.gradient_checkpointing_enable()
         self.reward = reward or AnswerReward()
         self.eval_generation = eval_generation or GenerationArgs()
+        self.sampling_eval = sampling_eval
+        names = ["accuracy", "extracted", *sampling_eval.estimate_names]
         self.eval_metrics = torch.nn.ModuleDict(
-            {
-                f"{split}_{name}": MeanMetric()
-                for split in ("val", "test")
-                for name in ("accuracy", "extracted")
-            }
+            {_metric_key(split, name): MeanMetric() for split in ("val", "test") for name in names}
         )
 
     def lm_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -73,41 +77,70 @@ class LanguageModelStage(L.LightningModule):
         table = self.trainer.datamodule.examples[split]
         return [table[i] for i in batch["index"].tolist()]
 
-    def _evaluate(self, batch: dict[str, torch.Tensor], split: str) -> list[dict[str, Any]]:
+    def answer_batch(
+        self, batch: dict[str, torch.Tensor], split: str, batch_idx: int
+    ) -> tuple[list[dict[str, Any]], dict[str, float]]:
+        """Answer every question of a prompt batch greedily (and by sampling, if enabled).
+
+        Returns one JSON-ready record per question: ``id``, ``split``, ``gold``, ``greedy``
+        (``text``, ``answer``, ``score``, ``correct``) and, with sampling, ``samples`` (a list of
+        the same fields) and the question's estimates (``pass@k``, ``voting@k``); and the reward's
+        own metrics of the greedy answers.
+        """
+        examples = self._examples(batch, split)
+        ids, mask = batch["prompt_ids"], batch["prompt_mask"]
+        greedy = generate(self.model, self.tokenizer, ids, mask, self.eval_generation)
+        scored = self.reward(greedy.texts, examples)
+        records = [
+            {"id": e.id, "split": split, "gold": e.answer, "greedy": _sample(text, answer, score, ok)}
+            for e, text, answer, score, ok in zip(
+                examples, greedy.texts, scored.answers, scored.scores, scored.correct
+            )
+        ]
+        if not self.sampling_eval.enabled:
+            return records, scored.metrics
+        stream = batch_idx * self.trainer.world_size + self.trainer.global_rank
+        sampled = sample_and_score(
+            self.model, self.tokenizer, ids, mask, examples, self.reward, self.sampling_eval,
+            self.eval_generation.max_new_tokens, stream,
+        )  # fmt: skip
+        for record, question in zip(records, sampled):
+            record["samples"] = [
+                _sample(*fields)
+                for fields in zip(question.texts, question.answers, question.scores, question.correct)
+            ]
+            record.update(question.estimates)
+        return records, scored.metrics
+
+    def _evaluate(self, batch: dict[str, torch.Tensor], split: str, batch_idx: int) -> None:
         batch_size = batch["prompt_ids"].shape[0] if "prompt_ids" in batch else batch["input_ids"].shape[0]
         if "labels" in batch:
             self.log(f"{split}/loss", self.lm_loss(batch), sync_dist=True, batch_size=batch_size)
         if "prompt_ids" not in batch:
-            return []
-        examples = self._examples(batch, split)
-        completions = generate(
-            self.model, self.tokenizer, batch["prompt_ids"], batch["prompt_mask"], self.eval_generation
-        )
-        scored = self.reward(completions.texts, examples)
-        correct = torch.tensor(scored.correct, dtype=torch.float32, device=self.device)
-        extracted = torch.tensor(
-            [a is not None for a in scored.answers], dtype=torch.float32, device=self.device
-        )
-        for name, values in (("accuracy", correct), ("extracted", extracted)):
-            metric = self.eval_metrics[f"{split}_{name}"]
-            metric.update(values)
+            return
+        records, reward_metrics = self.answer_batch(batch, split, batch_idx)
+        values = {
+            "accuracy": [float(r["greedy"]["correct"]) for r in records],
+            "extracted": [float(r["greedy"]["answer"] is not None) for r in records],
+            **{name: [r[name] for r in records] for name in self.sampling_eval.estimate_names},
+        }
+        for name, per_question in values.items():
+            metric = self.eval_metrics[_metric_key(split, name)]
+            metric.update(torch.tensor(per_question, dtype=torch.float32, device=self.device))
             self.log(f"{split}/{name}", metric, prog_bar=name == "accuracy", batch_size=batch_size)
-        for name, value in scored.metrics.items():
+        for name, value in reward_metrics.items():
             self.log(f"{split}/reward_{name}", float(value), sync_dist=True, batch_size=batch_size)
-        return [
-            {"id": e.id, "completion": text, "answer": answer, "gold": e.answer, "correct": ok}
-            for e, text, answer, ok in zip(examples, completions.texts, scored.answers, scored.correct)
-        ]
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "val")
+        self._evaluate(batch, "val", batch_idx)
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "test")
+        self._evaluate(batch, "test", batch_idx)
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> list[dict[str, Any]]:
-        """Greedy completions on the test split with their extracted answers and correctness."""
-        return self._evaluate(batch, "test")
+        """Records of :meth:`answer_batch` for the data module's ``predict_split`` (default test)."""
+        split = getattr(self.trainer.datamodule, "predict_split", "test")
+        return self.answer_batch(batch, split, batch_idx)[0]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["rng_states"] = capture_rng_states()
@@ -127,3 +160,12 @@ class LanguageModelStage(L.LightningModule):
 
     def teardown(self, stage: str) -> None:
         self.reward.close()
+
+
+def _metric_key(split: str, name: str) -> str:
+    """ModuleDict key of a split's metric (``@`` spelled out): ``val_pass_at_8``."""
+    return f"{split}_{name.replace('@', '_at_')}"
+
+
+def _sample(text: str, answer: Any, score: float, correct: bool) -> dict[str, Any]:
+    return {"text": text, "answer": answer, "score": score, "correct": correct}

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from reft_lightning.evaluation.sampling import SamplingEvalArgs
 from reft_lightning.rewards.base import Reward
 from reft_lightning.rl.rollout import GenerationArgs
 from reft_lightning.stages.base import LanguageModelStage
@@ -28,6 +29,7 @@ class SFTModule(LanguageModelStage):
         eval_generation: decoding for evaluation.
         gradient_checkpointing: trade compute for activation memory.
         init_checkpoint: start from the ``model`` weights of this Lightning stage checkpoint.
+        sampling_eval: sampled evaluation (pass@k, voting@k) besides greedy; off by default.
     """
 
     def __init__(
@@ -40,10 +42,12 @@ class SFTModule(LanguageModelStage):
         eval_generation: GenerationArgs | None = None,
         gradient_checkpointing: bool = False,
         init_checkpoint: str | None = None,
+        sampling_eval: SamplingEvalArgs = SamplingEvalArgs(),
     ) -> None:
         super().__init__(
-            model, tokenizer, dtype, reward, eval_generation, gradient_checkpointing, init_checkpoint
-        )
+            model, tokenizer, dtype, reward, eval_generation, gradient_checkpointing, init_checkpoint,
+            sampling_eval,
+        )  # fmt: skip
         self.optimizer_args = optimizer or OptimizerArgs()
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
