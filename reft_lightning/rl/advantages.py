@@ -8,6 +8,7 @@ Not part of ReFT (one sample per question, GAE with a learned value); offered as
   Ahmadian et al. 2024).
 
 A group of one sample has no baseline: its advantage is 0 under both methods.
+:func:`informative_groups` finds the groups whose scores are all equal (DAPO's filter, Yu et al. 2025).
 """
 
 from __future__ import annotations
@@ -69,3 +70,35 @@ def broadcast_to_tokens(sequence_advantages: Tensor, mask: Tensor) -> Tensor:
         shape = tuple(sequence_advantages.shape)
         raise ValueError(f"expected [B] = [{keep.shape[0]}] advantages, got {shape}")
     return torch.where(keep, sequence_advantages.unsqueeze(1), 0)
+
+
+def informative_groups(scores: Tensor, group_size: int | None = None, atol: float = 1e-6) -> Tensor:
+    """Which sequences belong to a group whose scores are not all equal (DAPO's dynamic-sampling test).
+
+    A group (the K samples of one question) whose scores are all equal has no learning signal for
+    a group baseline: every sample is as good as the others. Scores count as equal when the
+    group's spread ``max - min`` is at most ``atol``, so ``0.1`` and ``0.3 - 0.2`` are equal. A
+    group with a NaN score counts as uniform (its spread is not ``> atol``).
+
+    Args:
+        scores: ``[Q, K]`` (``group_size`` must be None) or ``[Q * K]`` with ``group_size = K``,
+            the samples of each question consecutive (as ``repeat_interleave`` lays them out).
+        group_size: ``K`` for flat ``scores``.
+        atol: the largest spread still counted as uniform.
+
+    Returns:
+        ``[Q * K]`` bool: True for every sequence of a group with differing scores.
+    """
+    if scores.dim() == 2 and group_size is None:
+        grouped = scores
+    elif scores.dim() == 1 and group_size is not None and group_size >= 1:
+        if scores.numel() % group_size:
+            raise ValueError(f"{scores.numel()} scores do not split into groups of {group_size}")
+        grouped = scores.reshape(-1, group_size)
+    else:
+        raise ValueError("pass scores [Q, K] without group_size, or scores [Q * K] with group_size K")
+    if grouped.shape[1] < 1:
+        raise ValueError("groups must hold at least one sample")
+    grouped = grouped.detach()
+    spread = grouped.amax(dim=1) - grouped.amin(dim=1)
+    return (spread > atol).repeat_interleave(grouped.shape[1])

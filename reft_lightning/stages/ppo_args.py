@@ -44,9 +44,41 @@ class PPOArgs:
     """Whiten advantages over all response tokens of the batch, across processes (spec)."""
     max_grad_norm: float = 1.0
     """Gradient clipping by global norm (spec: 1.0)."""
+    critic_warmup_iterations: int = 0
+    """For the first N iterations only the value function learns; the policy's weights stay fixed.
+
+    0 (spec) trains both from the start. During warm-up the policy loss gets weight 0 and the value
+    head reads detached hidden states, so with the shared head (``value_model`` None) only the head
+    learns; a separate value model learns with its head. Needs ``advantage="gae"``.
+    """
+    skip_uniform_groups: bool = False
+    """Leave groups whose ``num_samples`` scores are all equal out of the policy loss (DAPO's filter).
+
+    Their sequences get policy-loss weight 0 and are left out of the advantage whitening statistics;
+    the policy loss is averaged over the kept sequences (of all processes). The value loss still uses
+    every sequence. No re-sampling: an iteration just learns from fewer sequences. Needs
+    ``num_samples >= 2``. False (spec) keeps every sequence.
+    """
+    target_kl: float | None = None
+    """Skip the remaining PPO epochs of an iteration once an epoch's mean ``approx_kl`` exceeds this.
+
+    ``approx_kl`` is the k3 estimate of ``KL(pi_old || pi)`` in nats per response token, averaged
+    over the epoch's minibatches and over processes. ``None`` (spec) always runs ``ppo_epochs``.
+    """
 
     def __post_init__(self) -> None:
         if self.num_samples < 1 or self.ppo_epochs < 1:
             raise ValueError("num_samples and ppo_epochs must be at least 1")
         if self.advantage != "gae" and self.num_samples < 2:
             raise ValueError(f"advantage={self.advantage!r} needs num_samples >= 2 (a group per question)")
+        if self.critic_warmup_iterations < 0:
+            raise ValueError(f"critic_warmup_iterations must be >= 0, got {self.critic_warmup_iterations}")
+        if self.critic_warmup_iterations > 0 and self.advantage != "gae":
+            raise ValueError(
+                f"critic_warmup_iterations needs advantage='gae' (a value function to warm up); "
+                f"advantage={self.advantage!r} has none"
+            )
+        if self.skip_uniform_groups and self.num_samples < 2:
+            raise ValueError("skip_uniform_groups needs num_samples >= 2 (a group of samples per question)")
+        if self.target_kl is not None and not self.target_kl > 0:
+            raise ValueError(f"target_kl must be > 0 or None, got {self.target_kl}")

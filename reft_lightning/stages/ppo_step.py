@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from reft_lightning.rl.gae import masked_mean
+from reft_lightning.rl.kl import kl_estimate
 from reft_lightning.rl.losses import ppo_policy_loss, ppo_value_loss
 from reft_lightning.stages.ppo_args import PPOArgs
 
@@ -34,10 +36,13 @@ class Rollout:
     """[N, R] (whitened) advantages."""
     returns: torch.Tensor
     """[N, R] value targets: GAE advantages (before whitening) + old values."""
+    keep: torch.Tensor | None = None
+    """[N] bool: the sequences of the policy loss (``skip_uniform_groups``); ``None``: all of them."""
 
     def select(self, index: torch.Tensor) -> Rollout:
         """The rows ``index`` of every tensor."""
-        return Rollout(*(getattr(self, name)[index] for name in self.__dataclass_fields__))
+        fields = (getattr(self, name) for name in self.__dataclass_fields__)
+        return Rollout(*(None if tensor is None else tensor[index] for tensor in fields))
 
 
 def optimise_rollout(
@@ -47,48 +52,113 @@ def optimise_rollout(
 
     Loss per minibatch (spec): policy loss + ``vf_coef`` * value loss, each reduced per sequence
     then averaged; micro-batches accumulate gradients weighted by their share of the minibatch.
-    Returns the means over all minibatches of the losses and their diagnostics, and the last
-    gradient norm (before clipping).
+    The stability levers of :class:`PPOArgs` change this when set:
+
+    - ``critic_warmup_iterations``: while ``module.iterations`` is below it, the policy loss gets
+      weight 0 (it still runs forward and backward, so that every process uses every parameter,
+      as DDP needs), the value head reads detached hidden states, and the policy's gradients are
+      dropped before the step: AdamW then leaves the policy's weights, and its moments, untouched.
+    - ``rollout.keep`` (``skip_uniform_groups``): the policy loss covers the kept sequences only,
+      averaged over those kept in the minibatch on all processes; a process with none kept still
+      runs forward and backward with a zero-weight policy loss.
+    - ``target_kl``: after an epoch whose mean ``approx_kl`` (averaged over processes) exceeds it,
+      the remaining epochs are skipped.
+
+    Returns the means over all minibatches of the losses and their diagnostics, the last gradient
+    norm (before clipping), the learning rate, ``train/ppo_epochs_run`` and ``train/critic_warmup``.
     """
     optimizer, scheduler = module.optimizers(), module.lr_schedulers()
     count = rollout.sequences.shape[0]
     minibatch = ppo.minibatch_size or count
     micro = ppo.micro_batch_size or minibatch
+    warmup = module.iterations < ppo.critic_warmup_iterations
+    frozen = module.policy_and_value_parameters()[0] if warmup else []
     totals: dict[str, float] = {}
-    steps = 0
-    for _ in range(ppo.ppo_epochs):
+    steps = epochs_run = 0
+    for epoch in range(ppo.ppo_epochs):
         order = torch.randperm(count, device=rollout.sequences.device)
+        epoch_kl, epoch_steps = 0.0, 0
         for start in range(0, count, minibatch):
             rows = order[start : start + minibatch]
             optimizer.zero_grad()
+            policy_scale = None if rollout.keep is None else _kept_policy_scale(module, rollout.keep[rows])
             for micro_start in range(0, rows.numel(), micro):
                 part = rollout.select(rows[micro_start : micro_start + micro])
+                share = part.mask.shape[0] / rows.numel()
                 stats = _loss_and_backward(
-                    module, part, ppo, use_values, weight=part.mask.shape[0] / rows.numel()
+                    module, part, ppo, use_values, weight=share, warmup=warmup, policy_scale=policy_scale
                 )
                 for name, value in stats.items():
-                    totals[name] = totals.get(name, 0.0) + value * part.mask.shape[0] / rows.numel()
+                    totals[name] = totals.get(name, 0.0) + value * share
+                epoch_kl += stats["train/approx_kl"] * share
+            for parameter in frozen:  # critic warm-up: AdamW skips parameters without a gradient
+                parameter.grad = None
             grad_norm = torch.nn.utils.clip_grad_norm_(module.trainable_parameters(), ppo.max_grad_norm)
             optimizer.step()
             scheduler.step()
             steps += 1
+            epoch_steps += 1
+        epochs_run += 1
+        may_stop = ppo.target_kl is not None and epoch + 1 < ppo.ppo_epochs
+        if may_stop and _mean_over_processes(module, epoch_kl / epoch_steps) > ppo.target_kl:
+            break
     means = {name: value / steps for name, value in totals.items()}
     means["train/grad_norm"] = float(grad_norm)
     means["train/lr"] = scheduler.get_last_lr()[0]
+    means["train/ppo_epochs_run"] = float(epochs_run)
+    means["train/critic_warmup"] = float(warmup)
     return means
 
 
+def _kept_policy_scale(module: ReFTModule, keep: torch.Tensor) -> float:
+    """Factor turning the policy loss of a minibatch into its share of the mean over kept sequences.
+
+    ``keep`` is the ``[M]`` bool of this process's minibatch. The policy loss of a micro-batch of
+    ``m`` rows, weighted by ``m / M``, is ``sum_kept / m`` (skipped rows count 0); times
+    ``M * W / kept_all`` (``W`` processes, ``kept_all`` kept rows of the minibatch on all of
+    them) it becomes ``W * sum_kept / kept_all``, and DDP's average of the gradients over ``W``
+    processes gives the gradient of the mean over all kept sequences. 0 kept anywhere: the loss is 0.
+    """
+    kept = module.trainer.strategy.reduce(keep.sum(dtype=torch.float64), reduce_op="sum")
+    return keep.numel() * module.trainer.world_size / max(float(kept), 1.0)
+
+
+def _mean_over_processes(module: ReFTModule, value: float) -> float:
+    """``value`` averaged over all processes, so that every process takes the same decision."""
+    tensor = torch.tensor(value, dtype=torch.float64, device=module.device)
+    return float(module.trainer.strategy.reduce(tensor, reduce_op="mean"))
+
+
 def _loss_and_backward(
-    module: ReFTModule, part: Rollout, ppo: PPOArgs, use_values: bool, weight: float
+    module: ReFTModule,
+    part: Rollout,
+    ppo: PPOArgs,
+    use_values: bool,
+    weight: float,
+    warmup: bool = False,
+    policy_scale: float | None = None,
 ) -> dict[str, float]:
-    logp, values, _ = module.policy_outputs(part.sequences, part.attention, part.response_ids)
-    policy_loss, policy = ppo_policy_loss(logp, part.old_logp, part.advantages, part.mask, ppo.clip_range)
-    loss = policy_loss
+    """Forward and backward of one micro-batch; returns its scalar statistics.
+
+    ``warmup``: policy loss with weight 0, value head on detached hidden states (critic warm-up).
+    ``policy_scale``: with ``part.keep``, the factor of :func:`_kept_policy_scale`.
+    """
+    logp, values, _ = module.policy_outputs(
+        part.sequences, part.attention, part.response_ids, detach_value_input=warmup
+    )
+    policy_mask = part.mask if part.keep is None else part.mask * part.keep.unsqueeze(1).to(part.mask.dtype)
+    policy_loss, policy = ppo_policy_loss(logp, part.old_logp, part.advantages, policy_mask, ppo.clip_range)
+    if policy_scale is not None:
+        policy_loss = policy_loss * policy_scale
+    loss = 0.0 * policy_loss if warmup else policy_loss
     stats = {
         "train/policy_loss": float(policy_loss.detach()),
         "train/clip_fraction": float(policy.clip_fraction),
         "train/approx_kl": float(policy.approx_kl),
     }
+    if part.keep is not None:  # the policy moves on every sequence, also those left out of the loss
+        with torch.no_grad():
+            stats["train/approx_kl"] = float(masked_mean(kl_estimate(part.old_logp, logp, "k3"), part.mask))
     if use_values:
         value_loss, value = ppo_value_loss(
             values, part.old_values, part.returns, part.mask, ppo.value_clip_range

@@ -18,10 +18,11 @@ from typing import Any, Literal
 
 import torch
 
+from reft_lightning.evaluation.sampling import SamplingEvalArgs
 from reft_lightning.models.loading import load_causal_lm
 from reft_lightning.models.value_head import ValueHead
 from reft_lightning.rewards.base import Reward, RewardOutput
-from reft_lightning.rl.advantages import broadcast_to_tokens, group_advantages
+from reft_lightning.rl.advantages import broadcast_to_tokens, group_advantages, informative_groups
 from reft_lightning.rl.gae import compute_gae, masked_mean, masked_var, masked_whiten
 from reft_lightning.rl.kl import AdaptiveKLController, FixedKLController, KLController, kl_estimate
 from reft_lightning.rl.logprobs import masked_entropy, token_logprobs
@@ -57,6 +58,8 @@ class ReFTModule(LanguageModelStage):
         reward: terminal score per completion (default ``AnswerReward``: 1 / 0.1 / 0).
         eval_generation: decoding for validation and test (greedy).
         gradient_checkpointing: recompute activations in backward.
+        init_checkpoint: start from the ``model`` weights of this Lightning stage checkpoint.
+        sampling_eval: sampled evaluation (pass@k, voting@k) besides greedy; off by default.
     """
 
     def __init__(
@@ -76,10 +79,12 @@ class ReFTModule(LanguageModelStage):
         eval_generation: GenerationArgs | None = None,
         gradient_checkpointing: bool = False,
         init_checkpoint: str | None = None,
+        sampling_eval: SamplingEvalArgs = SamplingEvalArgs(),
     ) -> None:
         super().__init__(
-            model, tokenizer, dtype, reward, eval_generation, gradient_checkpointing, init_checkpoint
-        )
+            model, tokenizer, dtype, reward, eval_generation, gradient_checkpointing, init_checkpoint,
+            sampling_eval,
+        )  # fmt: skip
         self.automatic_optimization = False
         self.strict_loading = False  # the reference is not in checkpoints; on_load_checkpoint checks the rest
         self.ppo = ppo or PPOArgs()
@@ -118,6 +123,7 @@ class ReFTModule(LanguageModelStage):
         with self._timed("score"):  # 2. terminal score per completion
             scored = self.reward(completions.texts, examples)
             scores = torch.tensor(scored.scores, dtype=torch.float32, device=self.device)
+            keep = informative_groups(scores, k) if self.ppo.skip_uniform_groups else None
         sequences = torch.cat([prompt_ids, completions.response_ids], dim=1)
         attention = torch.cat([prompt_mask, completions.response_mask], dim=1)
         mask = completions.response_mask
@@ -130,12 +136,15 @@ class ReFTModule(LanguageModelStage):
             kl = kl_estimate(old_logp, ref_logp, self.ppo.kl_estimator)
             rewards = shape_rewards(scores, kl, mask, self.kl_controller.value)
         with self._timed("estimate"):  # 5. advantages and returns
-            advantages, returns = self._advantages(rewards, old_values, mask, scores, kl)
+            advantages, returns = self._advantages(rewards, old_values, mask, scores, kl, keep)
         rollout = Rollout(
-            sequences, attention, completions.response_ids, mask, old_logp, old_values, advantages, returns
-        )
+            sequences, attention, completions.response_ids, mask, old_logp, old_values, advantages, returns,
+            keep=keep,
+        )  # fmt: skip
         with self._timed("optimise"):  # 6. PPO epochs x minibatches
             stats = optimise_rollout(self, rollout, self.ppo, use_values=self.ppo.advantage == "gae")
+        if keep is not None:
+            stats["train/kept_fraction"] = float(keep.float().mean())
         sequence_kl = (kl * mask).sum(dim=1)
         self.kl_controller.update(float(sequence_kl.mean()), len(examples))
         self.iterations += 1
@@ -155,13 +164,23 @@ class ReFTModule(LanguageModelStage):
         return logp, values, masked_entropy(logits, mask)
 
     def policy_outputs(
-        self, sequences: torch.Tensor, attention: torch.Tensor, response_ids: torch.Tensor
+        self,
+        sequences: torch.Tensor,
+        attention: torch.Tensor,
+        response_ids: torch.Tensor,
+        detach_value_input: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Log-probs ``[N, R]`` and values ``[N, R]`` of the response tokens, and their logits."""
+        """Log-probs ``[N, R]`` and values ``[N, R]`` of the response tokens, and their logits.
+
+        ``detach_value_input`` (critic warm-up): the value head reads detached hidden states, so the
+        value loss reaches only the head (and a separate value model), never the policy's backbone.
+        """
         length = response_ids.shape[1]
         logits, hidden = response_forward(self.model, sequences, attention, length)
         if self.value_model is not None:
             _, hidden = response_forward(self.value_model, sequences, attention, length)
+        elif detach_value_input:
+            hidden = hidden.detach()
         return token_logprobs(logits, response_ids), self.value_head(hidden), logits
 
     @torch.no_grad()
@@ -179,9 +198,12 @@ class ReFTModule(LanguageModelStage):
         mask: torch.Tensor,
         scores: torch.Tensor,
         kl: torch.Tensor,
+        keep: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """GAE (spec) or a group baseline; whitened over all response tokens of all processes.
 
+        ``keep`` (``[N]`` bool, ``skip_uniform_groups``): only the kept sequences enter the whitening
+        statistics, and the others get advantage 0 (the returns, value targets, keep every sequence).
         Keeps the raw (pre-whitening) advantage and return statistics for logging.
         """
         if self.ppo.advantage == "gae":
@@ -197,6 +219,9 @@ class ReFTModule(LanguageModelStage):
             "train/advantage_std": float(masked_var(advantages, mask).sqrt()),
             "train/return_mean": float(masked_mean(returns, mask)),
         }
+        if keep is not None:
+            mask = mask * keep.unsqueeze(1).to(mask.dtype)
+            advantages = torch.where(mask.bool(), advantages, 0)
         if self.ppo.whiten_advantages:
             advantages = masked_whiten(advantages, mask, all_reduce=self._all_reduce_sum)
         return advantages, returns
