@@ -1,5 +1,6 @@
 # Two entry points for a fresh clone: `make demo` (offline CPU demo) and `make test` (the test suite).
-# Both create .venv and install the CPU build of torch 2.13.0 first, then the project.
+# Both create .venv and install the CPU build of torch 2.13.0 first, then the project, with every
+# package at the version in constraints.txt (the versions the published results were measured with).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 REFT := $(VENV)/bin/reft
@@ -9,11 +10,11 @@ DEMO ?= runs/demo
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints.txt torch==2.13.0
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
 # Offline demo on CPU: tiny base model on arithmetic chains, SFT on synthetic word problems, then
