@@ -172,11 +172,14 @@ class ReFTModule(LanguageModelStage):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Log-probs ``[N, R]`` and values ``[N, R]`` of the response tokens, and their logits.
 
+        Logits are divided by the rollout temperature, so the log-probs are those of the distribution
+        the tokens were sampled from (``top_k`` / ``top_p`` truncation is not modelled).
         ``detach_value_input`` (critic warm-up): the value head reads detached hidden states, so the
         value loss reaches only the head (and a separate value model), never the policy's backbone.
         """
         length = response_ids.shape[1]
         logits, hidden = response_forward(self.model, sequences, attention, length)
+        logits = logits / self.rollout_args.temperature
         if self.value_model is not None:
             _, hidden = response_forward(self.value_model, sequences, attention, length)
         elif detach_value_input:
@@ -189,7 +192,7 @@ class ReFTModule(LanguageModelStage):
     ) -> torch.Tensor:
         self.reference.eval()
         logits, _ = response_forward(self.reference, sequences, attention, response_ids.shape[1])
-        return token_logprobs(logits, response_ids)
+        return token_logprobs(logits / self.rollout_args.temperature, response_ids)
 
     def _advantages(
         self,

@@ -124,3 +124,25 @@ def test_start_from_an_sft_lightning_checkpoint_sets_policy_and_reference(
         assert torch.equal(module.model.state_dict()[name], tensor), name
         assert torch.equal(module.reference.state_dict()[name], tensor), name
     assert module.reference is not module.model
+
+
+def test_old_logprobs_are_those_of_the_sampling_distribution_at_any_temperature(tiny_model_dir: Path) -> None:
+    """At temperature 0.5 the log-probs PPO uses equal those of ``generate``'s own (warped) scores."""
+    module = ReFTModule(model=str(tiny_model_dir), rollout=SamplingArgs(max_new_tokens=8, temperature=0.5))
+    model, tokenizer = module.model.eval(), module.tokenizer
+    ids, mask = torch.tensor([[0, 5, 6, 7], [8, 9, 10, 11]]), torch.tensor([[0, 1, 1, 1], [1, 1, 1, 1]])
+    ids[0, 0] = tokenizer.pad_token_id
+    torch.manual_seed(0)
+    with torch.no_grad():
+        out = model.generate(
+            input_ids=ids, attention_mask=mask, max_new_tokens=8, do_sample=True, temperature=0.5, top_k=0,
+            output_scores=True, return_dict_in_generate=True, eos_token_id=-1,
+            pad_token_id=tokenizer.pad_token_id,
+        )  # fmt: skip
+        response = out.sequences[:, ids.shape[1] :]
+        sampled = torch.stack(out.scores, 1).log_softmax(-1).gather(-1, response.unsqueeze(-1)).squeeze(-1)
+        attention = torch.cat([mask, torch.ones_like(response)], 1)
+        ours, _, _ = module.policy_outputs(out.sequences, attention, response)
+        reference = module._reference_logprobs(out.sequences, attention, response)
+    torch.testing.assert_close(ours, sampled, atol=1e-4, rtol=0)
+    torch.testing.assert_close(reference, sampled, atol=1e-4, rtol=0)  # the reference is the start policy
