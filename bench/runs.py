@@ -7,6 +7,7 @@ newest version is read). Nothing here imports torch, so the bench drivers stay l
 from __future__ import annotations
 
 import csv
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -56,6 +57,19 @@ def reft_curves(rows: list[dict[str, str]]) -> tuple[list[dict[str, float]], lis
         if row.get("val/accuracy"):
             val.append((len(train), float(row["val/accuracy"])))
     return train, val
+
+
+def dip_statistics(accuracy: list[float]) -> dict[str, float]:
+    """Of a per-iteration sampled accuracy curve: the mean of iterations 1-10 (``first10``), the
+    lowest 10-iteration moving mean within iterations 1-100 (``min10``; the dip) and the mean of
+    iterations 91-100 (``last10``, NaN for shorter curves)."""
+    first = accuracy[:100]
+    windows = [statistics.mean(first[i : i + 10]) for i in range(max(len(first) - 9, 1))]
+    return {
+        "first10": statistics.mean(first[:10]),
+        "min10": min(windows),
+        "last10": statistics.mean(first[90:100]) if len(first) >= 100 else float("nan"),
+    }
 
 
 def epoch_curve(rows: list[dict[str, str]]) -> list[float]:

@@ -54,3 +54,14 @@ def test_epoch_curve_and_missing_metric(tmp_path: Path) -> None:
         last_metric(tmp_path, "test/accuracy")
     with pytest.raises(SystemExit, match="no CSV log"):
         metric_rows(tmp_path / "missing")
+
+
+def test_dip_statistics_find_the_lowest_ten_iteration_window() -> None:
+    from bench.runs import dip_statistics
+
+    curve = [0.8] * 20 + [0.5] * 10 + [0.7] * 70  # 100 iterations, dip at 21-30
+    stats = dip_statistics(curve + [0.0] * 50)  # iterations past 100 are ignored
+    assert stats == pytest.approx({"first10": 0.8, "min10": 0.5, "last10": 0.7})
+    short = dip_statistics([0.2, 0.4])
+    assert short["first10"] == pytest.approx(0.3) and short["min10"] == pytest.approx(0.3)
+    assert short["last10"] != short["last10"]  # NaN

@@ -1,0 +1,139 @@
+"""The stability levers of the ReFT stage, measured on the demo: the first-iterations dip and the gain.
+
+Each named setting (overrides of ``configs/demo/reft_synthetic.yaml``, see ``SETTINGS``) runs ReFT
+from ``--start`` for ``--iterations`` PPO iterations per seed, greedy validation every
+``--val-every`` iterations, then ``reft test`` of the checkpoint chosen on validation. Reported per
+run: the sampled training accuracy of iterations 1-10, the lowest 10-iteration moving mean within
+the first 100 (the dip), iterations 91-100, best validation, and test at best validation against
+the start checkpoint's test accuracy. Finished runs are read back from their ``summary.json``.
+
+    python bench/reft_levers.py --start runs/demo/sft/hf/best --settings value_model grpo4_skip \\
+        --seeds 0 1 2 --iterations 100 --parallel 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from runs import dip_statistics, evaluate, metric_rows, reft, reft_curves
+
+CONFIG = "configs/demo/reft_synthetic.yaml"
+
+SETTINGS: dict[str, list[str]] = {
+    "shared_head": [],
+    "shared_head_vf0.5": ["--model.init_args.ppo.vf_coef=0.5"],
+    "shared_head_critic_warmup20": ["--model.init_args.ppo.critic_warmup_iterations=20"],
+    "value_model": ["VALUE_MODEL"],
+    "value_model_critic_warmup20": ["VALUE_MODEL", "--model.init_args.ppo.critic_warmup_iterations=20"],
+    "value_model_target_kl0.01": ["VALUE_MODEL", "--model.init_args.ppo.target_kl=0.01"],
+    "value_model_batch64": ["VALUE_MODEL", "--data.init_args.batch_size=64"],
+    "grpo4": [
+        "--model.init_args.ppo.advantage=grpo", "--model.init_args.ppo.num_samples=4",
+        "--data.init_args.batch_size=4",
+    ],
+    "grpo4_skip": [
+        "--model.init_args.ppo.advantage=grpo", "--model.init_args.ppo.num_samples=4",
+        "--data.init_args.batch_size=4", "--model.init_args.ppo.skip_uniform_groups=true",
+    ],
+    "rloo8_skip": [
+        "--model.init_args.ppo.advantage=rloo", "--model.init_args.ppo.num_samples=8",
+        "--data.init_args.batch_size=8", "--model.init_args.ppo.skip_uniform_groups=true",
+    ],
+}  # fmt: skip
+"""Lever settings by name; ``VALUE_MODEL`` becomes ``--model.init_args.value_model=<start>``."""
+
+
+def run_setting(name: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    """One ReFT run of setting ``name``; cached in its ``summary.json``."""
+    run = Path(args.runs) / f"{name}_seed{seed}"
+    summary_file = run / "summary.json"
+    if summary_file.is_file():
+        return json.loads(summary_file.read_text())
+    overrides = [
+        f"--model.init_args.value_model={args.start}" if o == "VALUE_MODEL" else o for o in SETTINGS[name]
+    ]
+    started = time.perf_counter()
+    reft(
+        "fit", f"--config={CONFIG}", f"--seed_everything={seed}", f"--trainer.default_root_dir={run}",
+        "--trainer.max_epochs=1", f"--trainer.limit_train_batches={args.iterations}",
+        f"--trainer.val_check_interval={args.val_every}", f"--model.init_args.model={args.start}",
+        f"--data.init_args.shuffle_seed={seed}", *overrides, *args.extra,
+    )  # fmt: skip
+    minutes = (time.perf_counter() - started) / 60
+    train, val = reft_curves(metric_rows(run))
+    best_iteration, best_val = max(val, key=lambda v: v[1])
+    summary = {
+        "setting": name,
+        "seed": seed,
+        **dip_statistics([t["train/accuracy"] for t in train]),
+        "val": val,
+        "best_val": best_val,
+        "best_iteration": best_iteration,
+        "test": evaluate(CONFIG, str(run / "hf" / "best"), run / "test", "test"),
+        "minutes": minutes,
+    }
+    summary_file.write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--start", default="runs/demo/sft/hf/best", help="HF export ReFT starts from")
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--iterations", type=int, default=100)
+    parser.add_argument("--val-every", type=int, default=50)
+    parser.add_argument("--parallel", type=int, default=1, help="runs at once (each gets 1 thread if > 1)")
+    parser.add_argument("--runs", default="runs/bench_reft_levers")
+    parser.add_argument("--out", default="docs/results/reft_levers")
+    parser.add_argument("extra", nargs="*", help="further overrides passed to every `reft fit`")
+    args = parser.parse_args()
+    if args.parallel > 1:
+        os.environ["OMP_NUM_THREADS"] = "1"
+    runs = Path(args.runs)
+    start_test = _cached_start_test(args.start, runs / "start_test")
+    jobs = [(name, seed) for name in args.settings for seed in args.seeds]
+    with ThreadPoolExecutor(max_workers=args.parallel) as pool:
+        summaries = list(pool.map(lambda job: run_setting(*job, args), jobs))
+    lines = [
+        f"Start `{args.start}`: test {100 * start_test:.1f}%. {args.iterations} iterations per run; "
+        "sampled training accuracy (%) of iterations 1-10, the lowest 10-iteration mean in 1-100, 91-100.",
+        "",
+        "| setting | seed | sampled 1-10 | lowest 10 | 91-100 | dip | best val (it.) | test at best val "
+        "| vs start | minutes |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for s in summaries:
+        lines.append(
+            f"| {s['setting']} | {s['seed']} | {100 * s['first10']:.1f} | {100 * s['min10']:.1f} | "
+            f"{100 * s['last10']:.1f} | {100 * (s['min10'] - s['first10']):+.1f} | "
+            f"{100 * s['best_val']:.1f} ({s['best_iteration']}) | {100 * s['test']:.1f} | "
+            f"{100 * (s['test'] - start_test):+.1f} | {s['minutes']:.1f} |"
+        )
+    table = "\n".join(lines)
+    print(table)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "table.md").write_text(table + "\n")
+    (out / "runs.json").write_text(json.dumps(summaries, indent=1))
+
+
+def _cached_start_test(start: str, run: Path) -> float:
+    cache = run / "test.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())["test"]
+    test = evaluate(CONFIG, start, run, "test")
+    cache.write_text(json.dumps({"test": test}))
+    return test
+
+
+if __name__ == "__main__":
+    main()
