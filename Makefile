@@ -18,19 +18,27 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 # Offline demo on CPU: tiny base model on arithmetic chains, SFT on synthetic word problems, then
-# ReFT (PPO) from the SFT checkpoint chosen on validation; test accuracy of each stage's best checkpoint.
+# ReFT (PPO) from the SFT checkpoint chosen on validation, once per seed in DEMO_SEEDS; test
+# accuracy of each stage's best-validation checkpoint, printed side by side at the end.
+DEMO_SEEDS ?= 0 1 2
+
 demo: setup
 	$(PY) -m reft_lightning.models.tiny --out $(DEMO)/init --size micro --data synthetic
 	$(REFT) fit --config configs/demo/base_arithmetic.yaml --trainer.default_root_dir $(DEMO)/base \
 		--model.init_args.model $(DEMO)/init
 	$(REFT) fit --config configs/demo/sft_synthetic.yaml --trainer.default_root_dir $(DEMO)/sft \
 		--model.init_args.model $(DEMO)/base/hf/final
-	$(REFT) test --config configs/demo/sft_synthetic.yaml --trainer.default_root_dir $(DEMO)/sft \
+	$(REFT) test --config configs/demo/sft_synthetic.yaml --trainer.default_root_dir $(DEMO)/sft_test \
 		--model.init_args.model $(DEMO)/sft/hf/best
-	$(REFT) fit --config configs/demo/reft_synthetic.yaml --trainer.default_root_dir $(DEMO)/reft \
-		--model.init_args.model $(DEMO)/sft/hf/best --model.init_args.value_model $(DEMO)/sft/hf/best
-	$(REFT) test --config configs/demo/reft_synthetic.yaml --trainer.default_root_dir $(DEMO)/reft \
-		--model.init_args.model $(DEMO)/reft/hf/best
+	for seed in $(DEMO_SEEDS); do \
+		$(REFT) fit --config configs/demo/reft_synthetic.yaml --seed_everything $$seed \
+			--data.init_args.shuffle_seed $$seed --trainer.default_root_dir $(DEMO)/reft_seed$$seed \
+			--model.init_args.model $(DEMO)/sft/hf/best --model.init_args.value_model $(DEMO)/sft/hf/best \
+		&& $(REFT) test --config configs/demo/reft_synthetic.yaml \
+			--trainer.default_root_dir $(DEMO)/reft_seed$${seed}_test \
+			--model.init_args.model $(DEMO)/reft_seed$$seed/hf/best || exit 1; \
+	done
+	$(PY) bench/demo_summary.py --demo $(DEMO) --seeds $(DEMO_SEEDS)
 
 test: setup
 	$(VENV)/bin/pytest

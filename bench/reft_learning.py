@@ -1,6 +1,6 @@
 """Does ReFT learn? PPO from an SFT warm-up on the synthetic task, several seeds, against the warm-up.
 
-For each seed: ``reft fit`` with ``configs/demo/reft_synthetic.yaml`` (overrides below) from the
+For each seed: ``reft fit`` with ``configs/demo/reft_synthetic_lr3e-5.yaml`` (overrides below) from the
 warm-up export, validation (greedy, held-out split) every ``--val-every`` iterations, then
 ``reft test`` of the checkpoint chosen on validation. The warm-up itself is validated and tested
 the same way. Prints a markdown table and writes it, with per-iteration curves (CSV, and a PNG
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from runs import evaluate, metric_rows, pyplot, reft, reft_curves
 
-CONFIG = "configs/demo/reft_synthetic.yaml"
+CONFIG = "configs/demo/reft_synthetic_lr3e-5.yaml"
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """The stability levers of the ReFT stage, measured on the demo: the first-iterations dip and the gain.
 
-Each named setting (overrides of ``configs/demo/reft_synthetic.yaml``, see ``SETTINGS``) runs ReFT
+Each named setting (overrides of ``configs/demo/reft_synthetic_lr3e-5.yaml``, see ``SETTINGS``) runs ReFT
 from ``--start`` for ``--iterations`` PPO iterations per seed, greedy validation every
 ``--val-every`` iterations, then ``reft test`` of the checkpoint chosen on validation. Reported per
 run: the sampled training accuracy of iterations 1-10, the lowest 10-iteration moving mean within
@@ -23,7 +23,7 @@ from typing import Any
 
 from runs import dip_statistics, evaluate, metric_rows, reft, reft_curves
 
-CONFIG = "configs/demo/reft_synthetic.yaml"
+CONFIG = "configs/demo/reft_synthetic_lr3e-5.yaml"
 
 SETTINGS: dict[str, list[str]] = {
     "shared_head": [],
@@ -46,6 +46,13 @@ SETTINGS: dict[str, list[str]] = {
         "--data.init_args.batch_size=8", "--model.init_args.ppo.skip_uniform_groups=true",
     ],
 }  # fmt: skip
+LR_1E5 = "--model.init_args.optimizer.lr=1e-5"
+SETTINGS.update({
+    "value_model_lr1e-5": ["VALUE_MODEL", LR_1E5],
+    "value_model_lr3e-6": ["VALUE_MODEL", "--model.init_args.optimizer.lr=3e-6"],
+    "value_model_lr1e-5_temp0.7": ["VALUE_MODEL", LR_1E5, "--model.init_args.rollout.temperature=0.7"],
+    "grpo4_skip_lr1e-5": [*SETTINGS["grpo4_skip"], LR_1E5],
+})  # fmt: skip
 """Lever settings by name; ``VALUE_MODEL`` becomes ``--model.init_args.value_model=<start>``."""
 
 

@@ -35,7 +35,7 @@ from typing import Any
 from runs import epoch_curve, evaluate, metric_rows, pyplot, reft, reft_curves
 
 SFT_CONFIG = "configs/demo/sft_synthetic.yaml"
-REFT_CONFIG = "configs/demo/reft_synthetic.yaml"
+REFT_CONFIG = "configs/demo/reft_synthetic_lr3e-5.yaml"
 
 
 def _cached(run: Path, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
