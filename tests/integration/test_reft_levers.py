@@ -135,10 +135,11 @@ def test_invalid_lever_settings_raise(kwargs: dict[str, Any], match: str) -> Non
 
 
 def test_valid_lever_settings_are_accepted() -> None:
-    PPOArgs(critic_warmup_iterations=3)
-    PPOArgs(skip_uniform_groups=True, num_samples=2)
-    PPOArgs(skip_uniform_groups=True, num_samples=4, advantage="grpo")
-    PPOArgs(target_kl=0.02)
+    assert PPOArgs(critic_warmup_iterations=3).critic_warmup_iterations == 3
+    assert PPOArgs(skip_uniform_groups=True, num_samples=2).skip_uniform_groups
+    grouped = PPOArgs(skip_uniform_groups=True, num_samples=4, advantage="grpo")
+    assert (grouped.skip_uniform_groups, grouped.num_samples, grouped.advantage) == (True, 4, "grpo")
+    assert PPOArgs(target_kl=0.02).target_kl == 0.02
 
 
 # ---------------------------------------------------------------------------- critic warm-up
