@@ -1,7 +1,9 @@
 """The stability levers of the ReFT stage, measured on the demo: the first-iterations dip and the gain.
 
-Each named setting (overrides of ``configs/demo/reft_synthetic_lr3e-5.yaml``, see ``SETTINGS``) runs ReFT
-from ``--start`` for ``--iterations`` PPO iterations per seed, greedy validation every
+Each named setting (a config plus overrides, see ``SETTINGS``: the ``demo*`` settings start from
+``configs/demo/reft_synthetic.yaml``, the others from ``configs/demo/reft_synthetic_lr3e-5.yaml``) runs ReFT
+from ``--start`` for ``--passes`` passes of at most ``--iterations`` PPO iterations per seed
+(a run directory caches one run: give each measurement its own ``--runs``), greedy validation every
 ``--val-every`` iterations, then ``reft test`` of the checkpoint chosen on validation. Reported per
 run: the sampled training accuracy of iterations 1-10, the lowest 10-iteration moving mean within
 the first 100 (the dip), iterations 91-100, best validation, and test at best validation against
@@ -21,11 +23,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from runs import dip_statistics, evaluate, metric_rows, reft, reft_curves
+from runs import OOD_TEST, dip_statistics, evaluate, metric_rows, reft, reft_curves
 
-CONFIG = "configs/demo/reft_synthetic_lr3e-5.yaml"
+OLD_CONFIG = "configs/demo/reft_synthetic_lr3e-5.yaml"
+"""The demo's first ReFT setting (lr 3e-5, temperature 1), which dipped; the base of the lever table."""
+DEMO_CONFIG = "configs/demo/reft_synthetic.yaml"
+"""The demo's current ReFT setting (lr 1e-5, temperature 0.7); the base of the ``demo*`` settings."""
 
-SETTINGS: dict[str, list[str]] = {
+OLD_SETTINGS: dict[str, list[str]] = {
     "shared_head": [],
     "shared_head_vf0.5": ["--model.init_args.ppo.vf_coef=0.5"],
     "shared_head_critic_warmup20": ["--model.init_args.ppo.critic_warmup_iterations=20"],
@@ -47,28 +52,49 @@ SETTINGS: dict[str, list[str]] = {
     ],
 }  # fmt: skip
 LR_1E5 = "--model.init_args.optimizer.lr=1e-5"
-SETTINGS.update({
+OLD_SETTINGS.update({
     "value_model_lr1e-5": ["VALUE_MODEL", LR_1E5],
     "value_model_lr3e-6": ["VALUE_MODEL", "--model.init_args.optimizer.lr=3e-6"],
     "value_model_lr1e-5_temp0.7": ["VALUE_MODEL", LR_1E5, "--model.init_args.rollout.temperature=0.7"],
-    "grpo4_skip_lr1e-5": [*SETTINGS["grpo4_skip"], LR_1E5],
+    "grpo4_skip_lr1e-5": [*OLD_SETTINGS["grpo4_skip"], LR_1E5],
 })  # fmt: skip
-"""Lever settings by name; ``VALUE_MODEL`` becomes ``--model.init_args.value_model=<start>``."""
+RLOO4_SKIP = [
+    "--model.init_args.ppo.advantage=rloo",
+    "--model.init_args.ppo.num_samples=4",
+    "--model.init_args.ppo.skip_uniform_groups=true",
+]  # 16 questions x 4 samples = 64 rollouts a step, no critic
+DEMO_SETTINGS: dict[str, list[str]] = {
+    "demo": ["VALUE_MODEL"],
+    "demo_temp0.5": ["VALUE_MODEL", "--model.init_args.rollout.temperature=0.5"],
+    "demo_lr2e-5": ["VALUE_MODEL", "--model.init_args.optimizer.lr=2e-5"],
+    "demo_rloo4_skip": RLOO4_SKIP,
+    "demo_rloo4_skip_lr3e-5": [*RLOO4_SKIP, "--model.init_args.optimizer.lr=3e-5"],
+    "demo_rloo4_skip_lr1e-4": [*RLOO4_SKIP, "--model.init_args.optimizer.lr=1e-4"],
+}  # fmt: skip
+SETTINGS: dict[str, tuple[str, list[str]]] = {
+    **{name: (OLD_CONFIG, overrides) for name, overrides in OLD_SETTINGS.items()},
+    **{name: (DEMO_CONFIG, overrides) for name, overrides in DEMO_SETTINGS.items()},
+}
+"""Lever settings by name: (config, overrides). ``VALUE_MODEL`` becomes
+``--model.init_args.value_model=<start>`` (a separate value model initialised from the start)."""
 
 
 def run_setting(name: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     """One ReFT run of setting ``name``; cached in its ``summary.json``."""
     run = Path(args.runs) / f"{name}_seed{seed}"
     summary_file = run / "summary.json"
+    config, setting = SETTINGS[name]
     if summary_file.is_file():
-        return json.loads(summary_file.read_text())
-    overrides = [
-        f"--model.init_args.value_model={args.start}" if o == "VALUE_MODEL" else o for o in SETTINGS[name]
-    ]
+        summary = json.loads(summary_file.read_text())
+        if args.ood and "ood_test" not in summary:
+            summary["ood_test"] = _ood_test(config, run)
+            summary_file.write_text(json.dumps(summary, indent=1))
+        return summary
+    overrides = [f"--model.init_args.value_model={args.start}" if o == "VALUE_MODEL" else o for o in setting]
     started = time.perf_counter()
     reft(
-        "fit", f"--config={CONFIG}", f"--seed_everything={seed}", f"--trainer.default_root_dir={run}",
-        "--trainer.max_epochs=1", f"--trainer.limit_train_batches={args.iterations}",
+        "fit", f"--config={config}", f"--seed_everything={seed}", f"--trainer.default_root_dir={run}",
+        f"--trainer.max_epochs={args.passes}", f"--trainer.limit_train_batches={args.iterations}",
         f"--trainer.val_check_interval={args.val_every}", f"--model.init_args.model={args.start}",
         f"--data.init_args.shuffle_seed={seed}", *overrides, *args.extra,
     )  # fmt: skip
@@ -82,11 +108,22 @@ def run_setting(name: str, seed: int, args: argparse.Namespace) -> dict[str, Any
         "val": val,
         "best_val": best_val,
         "best_iteration": best_iteration,
-        "test": evaluate(CONFIG, str(run / "hf" / "best"), run / "test", "test"),
+        "test": evaluate(config, str(run / "hf" / "best"), run / "test", "test"),
         "minutes": minutes,
     }
+    if args.ood:
+        summary["ood_test"] = _ood_test(config, run)
     summary_file.write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def _percent(value: float | None) -> str:
+    return "" if value is None else f"{100 * value:.1f}"
+
+
+def _ood_test(config: str, run: Path) -> float:
+    """Greedy accuracy of ``run``'s best-validation export on the 4-step split."""
+    return evaluate(config, str(run / "hf" / "best"), run / "ood_test", "test", OOD_TEST)
 
 
 def main() -> None:
@@ -96,8 +133,10 @@ def main() -> None:
     parser.add_argument("--start", default="runs/demo/sft/hf/best", help="HF export ReFT starts from")
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--iterations", type=int, default=100)
+    parser.add_argument("--iterations", type=int, default=100, help="PPO iterations per pass (at most)")
+    parser.add_argument("--passes", type=int, default=1, help="passes over the training questions")
     parser.add_argument("--val-every", type=int, default=50)
+    parser.add_argument("--ood", action="store_true", help="also test on the 4-step split (runs.OOD_TEST)")
     parser.add_argument("--parallel", type=int, default=1, help="runs at once (each gets 1 thread if > 1)")
     parser.add_argument("--runs", default="runs/bench_reft_levers")
     parser.add_argument("--out", default="docs/results/reft_levers")
@@ -115,15 +154,15 @@ def main() -> None:
         "sampled training accuracy (%) of iterations 1-10, the lowest 10-iteration mean in 1-100, 91-100.",
         "",
         "| setting | seed | sampled 1-10 | lowest 10 | 91-100 | dip | best val (it.) | test at best val "
-        "| vs start | minutes |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| vs start | 4-step test | minutes |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for s in summaries:
         lines.append(
             f"| {s['setting']} | {s['seed']} | {100 * s['first10']:.1f} | {100 * s['min10']:.1f} | "
             f"{100 * s['last10']:.1f} | {100 * (s['min10'] - s['first10']):+.1f} | "
             f"{100 * s['best_val']:.1f} ({s['best_iteration']}) | {100 * s['test']:.1f} | "
-            f"{100 * (s['test'] - start_test):+.1f} | {s['minutes']:.1f} |"
+            f"{100 * (s['test'] - start_test):+.1f} | {_percent(s.get('ood_test'))} | {s['minutes']:.1f} |"
         )
     table = "\n".join(lines)
     print(table)
@@ -137,7 +176,7 @@ def _cached_start_test(start: str, run: Path) -> float:
     cache = run / "test.json"
     if cache.is_file():
         return json.loads(cache.read_text())["test"]
-    test = evaluate(CONFIG, start, run, "test")
+    test = evaluate(DEMO_CONFIG, start, run, "test")
     cache.write_text(json.dumps({"test": test}))
     return test
 

@@ -14,6 +14,9 @@ from pathlib import Path
 from types import ModuleType
 
 TRAIN_KEYS = ("train/score", "train/accuracy", "train/kl")
+OOD_TEST = "--data.init_args.difficulty={min_steps: 4, max_steps: 4}"
+"""Override of ``reft test`` for the out-of-distribution split of the synthetic task: problems of
+four steps, where every training problem has two or three (``data.synthetic.Difficulty``)."""
 
 
 def reft(*args: str) -> None:
