@@ -6,6 +6,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from jsonargparse import lazy_instance
 from torchmetrics import MeanMetric
 
 from reft_lightning.data.example import MathExample
@@ -45,8 +46,8 @@ class LanguageModelStage(L.LightningModule):
         model: str,
         tokenizer: str | None = None,
         dtype: str = "float32",
-        reward: Reward | None = None,
-        eval_generation: GenerationArgs | None = None,
+        reward: Reward = lazy_instance(AnswerReward),
+        eval_generation: GenerationArgs = GenerationArgs(),
         gradient_checkpointing: bool = False,
         init_checkpoint: str | None = None,
         sampling_eval: SamplingEvalArgs = SamplingEvalArgs(),
@@ -59,8 +60,8 @@ class LanguageModelStage(L.LightningModule):
         self.model.train()  # from_pretrained returns eval mode, and Lightning keeps modes as it finds them
         if gradient_checkpointing:
             self.model.gradient_checkpointing_enable()
-        self.reward = reward or AnswerReward()
-        self.eval_generation = eval_generation or GenerationArgs()
+        self.reward = reward
+        self.eval_generation = eval_generation
         self.sampling_eval = sampling_eval
         names = ["accuracy", "extracted", *sampling_eval.estimate_names]
         self.eval_metrics = torch.nn.ModuleDict(

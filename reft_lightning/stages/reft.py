@@ -17,11 +17,13 @@ from contextlib import contextmanager
 from typing import Any, Literal
 
 import torch
+from jsonargparse import lazy_instance
 
 from reft_lightning.evaluation.sampling import SamplingEvalArgs
 from reft_lightning.models.loading import load_causal_lm
 from reft_lightning.models.value_head import ValueHead
 from reft_lightning.rewards.base import Reward, RewardOutput
+from reft_lightning.rewards.correctness import AnswerReward
 from reft_lightning.rl.advantages import broadcast_to_tokens, group_advantages, informative_groups
 from reft_lightning.rl.gae import compute_gae, masked_mean, masked_var, masked_whiten
 from reft_lightning.rl.kl import AdaptiveKLController, FixedKLController, KLController, kl_estimate
@@ -33,6 +35,8 @@ from reft_lightning.stages.optim import OptimizerArgs, build_optimizer
 from reft_lightning.stages.ppo_args import PPOArgs
 from reft_lightning.stages.ppo_step import Rollout, optimise_rollout
 
+REFT_OPTIMIZER = OptimizerArgs(lr=3e-7, schedule="constant", warmup_ratio=0.0)
+"""The spec's ReFT optimizer: AdamW at a constant 3e-7 (3e-6 for 125M-parameter models), no warm-up."""
 REFERENCE_PREFIX = "reference."
 """State-dict prefix of the frozen reference model, which checkpoints leave out (it is reloadable)."""
 
@@ -71,12 +75,12 @@ class ReFTModule(LanguageModelStage):
         value_model: str | None = None,
         value_dropout: float = 0.1,
         value_init: Literal["default", "zeros"] = "default",
-        ppo: PPOArgs | None = None,
-        rollout: SamplingArgs | None = None,
-        optimizer: OptimizerArgs | None = None,
+        ppo: PPOArgs = PPOArgs(),
+        rollout: SamplingArgs = SamplingArgs(),
+        optimizer: OptimizerArgs = REFT_OPTIMIZER,
         value_lr: float | None = None,
-        reward: Reward | None = None,
-        eval_generation: GenerationArgs | None = None,
+        reward: Reward = lazy_instance(AnswerReward),
+        eval_generation: GenerationArgs = GenerationArgs(),
         gradient_checkpointing: bool = False,
         init_checkpoint: str | None = None,
         sampling_eval: SamplingEvalArgs = SamplingEvalArgs(),
@@ -87,9 +91,9 @@ class ReFTModule(LanguageModelStage):
         )  # fmt: skip
         self.automatic_optimization = False
         self.strict_loading = False  # the reference is not in checkpoints; on_load_checkpoint checks the rest
-        self.ppo = ppo or PPOArgs()
-        self.rollout_args = rollout or SamplingArgs()
-        self.optimizer_args = optimizer or OptimizerArgs(lr=3e-7, schedule="constant", warmup_ratio=0.0)
+        self.ppo = ppo
+        self.rollout_args = rollout
+        self.optimizer_args = optimizer
         self.value_lr = value_lr
         initial_policy = self.model if reference is None else load_causal_lm(reference, dtype)
         self.reference = copy.deepcopy(initial_policy).eval().requires_grad_(False)

@@ -9,9 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from jsonargparse import lazy_instance
 
 from reft_lightning.evaluation.sampling import SamplingEvalArgs
 from reft_lightning.rewards.base import Reward
+from reft_lightning.rewards.correctness import AnswerReward
 from reft_lightning.rl.rollout import GenerationArgs
 from reft_lightning.stages.base import LanguageModelStage
 from reft_lightning.stages.optim import OptimizerArgs, build_optimizer
@@ -37,9 +39,9 @@ class SFTModule(LanguageModelStage):
         model: str,
         tokenizer: str | None = None,
         dtype: str = "float32",
-        optimizer: OptimizerArgs | None = None,
-        reward: Reward | None = None,
-        eval_generation: GenerationArgs | None = None,
+        optimizer: OptimizerArgs = OptimizerArgs(),
+        reward: Reward = lazy_instance(AnswerReward),
+        eval_generation: GenerationArgs = GenerationArgs(),
         gradient_checkpointing: bool = False,
         init_checkpoint: str | None = None,
         sampling_eval: SamplingEvalArgs = SamplingEvalArgs(),
@@ -48,7 +50,7 @@ class SFTModule(LanguageModelStage):
             model, tokenizer, dtype, reward, eval_generation, gradient_checkpointing, init_checkpoint,
             sampling_eval,
         )  # fmt: skip
-        self.optimizer_args = optimizer or OptimizerArgs()
+        self.optimizer_args = optimizer
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self.lm_loss(batch)

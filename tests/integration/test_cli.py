@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import csv
+import importlib
+import inspect
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from reft_lightning.cli import main
 from reft_lightning.models.loading import load_causal_lm
@@ -63,17 +67,49 @@ def test_sft_gsm8k_config_trains_validates_and_exports(
     assert exported.config.n_layer == 2
 
 
-def test_print_config_resolves_every_paper_config(capsys: pytest.CaptureFixture[str]) -> None:
-    configs = sorted((REPO / "configs").glob("sft_*.yaml")) + sorted(
-        (REPO / "configs" / "demo").glob("*.yaml")
-    )
-    assert len(configs) >= 11
-    for config in configs:
-        with pytest.raises(SystemExit) as exit_info:
-            main(["fit", f"--config={config}", "--print_config"])
-        assert exit_info.value.code in (0, None), config
-        printed = capsys.readouterr().out
-        assert "class_path: reft_lightning" in printed, config
+SHIPPED_CONFIGS = sorted((REPO / "configs").glob("*.yaml")) + sorted(
+    (REPO / "configs" / "demo").glob("*.yaml")
+)
+
+
+def _printed_model(config: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", f"--config={config}", "--print_config"])
+    assert exit_info.value.code in (0, None), config
+    return yaml.safe_load(capsys.readouterr().out)["model"]
+
+
+def test_print_config_resolves_every_shipped_config(capsys: pytest.CaptureFixture[str]) -> None:
+    assert len(SHIPPED_CONFIGS) >= 22
+    for config in SHIPPED_CONFIGS:
+        assert _printed_model(config, capsys)["class_path"].startswith("reft_lightning."), config
+
+
+def test_printed_config_shows_every_stage_default(capsys: pytest.CaptureFixture[str]) -> None:
+    """Every stage argument is printed, and none is null where its signature has a default."""
+    for config in SHIPPED_CONFIGS:
+        printed = _printed_model(config, capsys)
+        module_name, class_name = printed["class_path"].rsplit(".", 1)
+        stage = getattr(importlib.import_module(module_name), class_name)
+        parameters = list(inspect.signature(stage.__init__).parameters.values())[1:]
+        init_args = printed["init_args"]
+        assert set(init_args) == {p.name for p in parameters}, config
+        for parameter in parameters:
+            if parameter.default not in (None, inspect.Parameter.empty):
+                assert init_args[parameter.name] is not None, f"{config}: {parameter.name} printed as null"
+        if class_name == "ReFTModule":  # the spec's ReFT values, or the config's own, never a placeholder
+            assert {"kl_coef", "clip_range", "vf_coef", "lam"} <= set(init_args["ppo"]), config
+            assert init_args["optimizer"]["lr"] > 0 and init_args["rollout"]["do_sample"], config
+            assert init_args["reward"]["class_path"].startswith("reft_lightning.rewards."), config
+
+
+def test_reft_optimizer_default_is_the_spec_value(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A ReFT config without ``optimizer`` prints the spec's lr 3e-7, constant (not SFTModule's default)."""
+    config = yaml.safe_load((REPO / "configs" / "reft_gsm8k.yaml").read_text())
+    del config["model"]["init_args"]["optimizer"]
+    (tmp_path / "reft.yaml").write_text(yaml.safe_dump(config))
+    printed = _printed_model(tmp_path / "reft.yaml", capsys)["init_args"]["optimizer"]
+    assert (printed["lr"], printed["schedule"], printed["warmup_ratio"]) == (3e-7, "constant", 0.0)
 
 
 def test_bad_config_value_names_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

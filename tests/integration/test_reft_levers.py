@@ -19,6 +19,7 @@ import torch
 from reft_lightning.data.datasets import SyntheticDataModule
 from reft_lightning.data.example import MathExample
 from reft_lightning.rewards.base import Reward, RewardOutput
+from reft_lightning.rewards.correctness import AnswerReward
 from reft_lightning.rl.rollout import SamplingArgs
 from reft_lightning.stages.optim import OptimizerArgs
 from reft_lightning.stages.ppo_args import PPOArgs
@@ -84,7 +85,7 @@ def _fit(
         rollout=SamplingArgs(max_new_tokens=12),
         optimizer=OptimizerArgs(lr=1e-3, schedule="constant", warmup_ratio=0.0),
         value_lr=1e-2,
-        reward=reward,
+        reward=reward or AnswerReward(),
     )
     initial = {"policy": _clone(module.model), "value_head": _clone(module.value_head)}
     if module.value_model is not None:
