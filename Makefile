@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 DEMO_SEEDS ?= 0 1 2
 
 demo: setup
-	$(PY) -m reft_lightning.models.tiny --out $(DEMO)/init --size micro --data synthetic
+	$(PY) -m reft_lightning.tiny --out $(DEMO)/init --size micro --data synthetic
 	$(REFT) fit --config configs/demo/base_arithmetic.yaml --trainer.default_root_dir $(DEMO)/base \
 		--model.init_args.model $(DEMO)/init
 	$(REFT) fit --config configs/demo/sft_synthetic.yaml --trainer.default_root_dir $(DEMO)/sft \

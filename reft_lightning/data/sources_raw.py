@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reft_lightning.data.answers import normalize_choice, parse_number
 from reft_lightning.data.example import MathExample
-from reft_lightning.rewards.answers import normalize_choice, parse_number
 
 _MISSING: Any = object()
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from reft_lightning.rewards.answers import NUMERIC_TOLERANCE
+from reft_lightning.data.answers import NUMERIC_TOLERANCE
 from reft_lightning.rewards.base import Answer
 
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from reft_lightning.data.answers import NUMERIC_TOLERANCE
 from reft_lightning.data.example import MathExample
 from reft_lightning.evaluation.estimators import majority_vote_index, pass_at_k
-from reft_lightning.rewards.answers import NUMERIC_TOLERANCE
 from reft_lightning.rewards.base import Answer, Reward
 from reft_lightning.rl.rollout import GenerationArgs, generate
 

@@ -1,14 +1,12 @@
 """Offline tiny models: random weights from a config, and a tokenizer trained on local text.
 
 ``create_tiny_model`` writes a directory that ``models/loading.py`` loads like any hub model, so
-tests, the demo and benchmarks need no network. Run as a module to build one:
-
-    python -m reft_lightning.models.tiny --out runs/demo/init --size micro --data synthetic
+tests, the demo and benchmarks need no network. ``python -m reft_lightning.tiny`` builds one with a
+tokenizer trained on task text (that command reads data; this module does not).
 """
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -79,43 +77,3 @@ def create_tiny_model(
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
-
-
-def _texts_for(data: str, seed: int) -> list[str]:
-    """Text to train the tokenizer on: ``synthetic`` (problems + arithmetic chains) or a data file."""
-    from reft_lightning.data.formats import CotFormat, prompt_text, target_text
-    from reft_lightning.data.synthetic import arithmetic_chain_corpus, generate_problems
-
-    if data == "synthetic":
-        problems = generate_problems(3000, seed) + generate_problems(1000, seed, CotFormat.PCOT)
-        corpus = arithmetic_chain_corpus(3000, seed)
-    else:
-        from reft_lightning.data.sources import read_examples
-
-        problems, corpus = read_examples(data), []
-    texts = [prompt_text(e, CotFormat.NCOT, for_generation=False) for e in problems]
-    texts += [target_text(e, CotFormat.NCOT) for e in problems if e.cot is not None]
-    return texts + corpus
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Command line: build a tiny model directory."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--out", required=True, help="directory to write (config, weights, tokenizer)")
-    parser.add_argument("--size", default="micro", choices=sorted(SIZES))
-    parser.add_argument(
-        "--data", default="synthetic", help="'synthetic' or a data file to train the tokenizer on"
-    )
-    parser.add_argument("--vocab-size", type=int, default=2048)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    out = create_tiny_model(
-        args.out, _texts_for(args.data, args.seed), args.size, args.vocab_size, seed=args.seed
-    )
-    print(f"tiny model ({args.size}) written to {out}")
-
-
-if __name__ == "__main__":
-    main()

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from reft_lightning.data.example import MathExample
-from reft_lightning.data.formats import pcot_header
-from reft_lightning.rewards.answers import (
+from reft_lightning.data.answers import (
     NCOT_TRIGGER,
     NUMERIC_TOLERANCE,
     extract_after_trigger,
@@ -19,6 +17,8 @@ from reft_lightning.rewards.answers import (
     numbers_match,
     parse_number,
 )
+from reft_lightning.data.example import MathExample
+from reft_lightning.data.formats import pcot_header
 from reft_lightning.rewards.base import Answer, OutcomeScores, Reward, RewardOutput, check_lengths
 from reft_lightning.rewards.sandbox import ExecutionResult, ProgramExecutor
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
+import lightning as L
 import torch
 
 from reft_lightning.rl.gae import masked_mean
@@ -12,8 +13,28 @@ from reft_lightning.rl.kl import kl_estimate
 from reft_lightning.rl.losses import ppo_policy_loss, ppo_value_loss
 from reft_lightning.stages.ppo_args import PPOArgs
 
-if TYPE_CHECKING:
-    from reft_lightning.stages.reft import ReFTModule
+
+class PPOModule(Protocol):
+    """What :func:`optimise_rollout` needs of the stage that runs it (``ReFTModule`` provides it)."""
+
+    iterations: int
+    """PPO iterations done so far (critic warm-up counts them)."""
+    device: torch.device
+    trainer: L.Trainer
+    """Its ``strategy.reduce`` and ``world_size`` make decisions and averages global."""
+
+    def optimizers(self) -> Any: ...
+    def lr_schedulers(self) -> Any: ...
+    def manual_backward(self, loss: torch.Tensor) -> None: ...
+    def policy_and_value_parameters(self) -> tuple[list[torch.nn.Parameter], list[torch.nn.Parameter]]: ...
+    def trainable_parameters(self) -> list[torch.nn.Parameter]: ...
+    def policy_outputs(
+        self,
+        sequences: torch.Tensor,
+        attention: torch.Tensor,
+        response_ids: torch.Tensor,
+        detach_value_input: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]: ...
 
 
 @dataclass
@@ -45,9 +66,7 @@ class Rollout:
         return Rollout(*(None if tensor is None else tensor[index] for tensor in fields))
 
 
-def optimise_rollout(
-    module: ReFTModule, rollout: Rollout, ppo: PPOArgs, use_values: bool
-) -> dict[str, float]:
+def optimise_rollout(module: PPOModule, rollout: Rollout, ppo: PPOArgs, use_values: bool) -> dict[str, float]:
     """``ppo_epochs`` passes over ``rollout`` in shuffled minibatches; one optimizer step per minibatch.
 
     Loss per minibatch (spec): policy loss + ``vf_coef`` * value loss, each reduced per sequence
@@ -110,7 +129,7 @@ def optimise_rollout(
     return means
 
 
-def _kept_policy_scale(module: ReFTModule, keep: torch.Tensor) -> float:
+def _kept_policy_scale(module: PPOModule, keep: torch.Tensor) -> float:
     """Factor turning the policy loss of a minibatch into its share of the mean over kept sequences.
 
     ``keep`` is the ``[M]`` bool of this process's minibatch. The policy loss of a micro-batch of
@@ -123,14 +142,14 @@ def _kept_policy_scale(module: ReFTModule, keep: torch.Tensor) -> float:
     return keep.numel() * module.trainer.world_size / max(float(kept), 1.0)
 
 
-def _mean_over_processes(module: ReFTModule, value: float) -> float:
+def _mean_over_processes(module: PPOModule, value: float) -> float:
     """``value`` averaged over all processes, so that every process takes the same decision."""
     tensor = torch.tensor(value, dtype=torch.float64, device=module.device)
     return float(module.trainer.strategy.reduce(tensor, reduce_op="mean"))
 
 
 def _loss_and_backward(
-    module: ReFTModule,
+    module: PPOModule,
     part: Rollout,
     ppo: PPOArgs,
     use_values: bool,
