@@ -9,13 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from reft_lightning.data.answers import NUMERIC_TOLERANCE
 from reft_lightning.data.example import MathExample
 from reft_lightning.evaluation.estimators import majority_vote_index, pass_at_k
+from reft_lightning.generation import GenerationArgs, GenerationEngine
 from reft_lightning.rewards.base import Answer, Reward
-from reft_lightning.rl.rollout import GenerationArgs, generate
 
 
 @dataclass(frozen=True)
@@ -95,8 +94,7 @@ def summarise(samples: QuestionSamples, args: SamplingEvalArgs) -> QuestionSampl
 
 
 def sample_and_score(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
+    engine: GenerationEngine,
     prompt_ids: torch.Tensor,
     prompt_mask: torch.Tensor,
     examples: list[MathExample],
@@ -109,7 +107,7 @@ def sample_and_score(
 
     Args:
         stream: index of this batch's random stream (e.g. ``batch_idx * world_size + rank``); the
-            samples are a function of ``(args.seed, stream)`` and the model only.
+            samples are a function of ``(args.seed, stream)`` and the engine's model only.
 
     Returns:
         One :class:`QuestionSamples` (with estimates) per prompt, in batch order.
@@ -124,7 +122,7 @@ def sample_and_score(
         torch.manual_seed(args.seed * 1_000_003 + stream)
         for start in range(0, ids.shape[0], rows):
             chunk = slice(start, start + rows)
-            texts += generate(model, tokenizer, ids[chunk], mask[chunk], generation).texts
+            texts += engine.generate(ids[chunk], mask[chunk], generation).texts
     scored = reward(texts, [e for e in examples for _ in range(n)])
     return [
         summarise(

@@ -11,10 +11,10 @@ from torchmetrics import MeanMetric
 
 from reft_lightning.data.example import MathExample
 from reft_lightning.evaluation.sampling import SamplingEvalArgs, sample_and_score
+from reft_lightning.generation import GenerationArgs, GenerationEngine, HFGenerationEngine
 from reft_lightning.models.loading import load_causal_lm, load_lightning_weights, load_tokenizer
 from reft_lightning.rewards.base import Reward
 from reft_lightning.rewards.correctness import AnswerReward
-from reft_lightning.rl.rollout import GenerationArgs, generate
 from reft_lightning.stages.rng import capture_rng_states, restore_rng_states
 
 
@@ -60,6 +60,8 @@ class LanguageModelStage(L.LightningModule):
         self.model.train()  # from_pretrained returns eval mode, and Lightning keeps modes as it finds them
         if gradient_checkpointing:
             self.model.gradient_checkpointing_enable()
+        self.engine: GenerationEngine = HFGenerationEngine(self.model, self.tokenizer)
+        """Decodes for evaluation and rollouts (a seam for other engines)."""
         self.reward = reward
         self.eval_generation = eval_generation
         self.sampling_eval = sampling_eval
@@ -90,7 +92,7 @@ class LanguageModelStage(L.LightningModule):
         """
         examples = self._examples(batch, split)
         ids, mask = batch["prompt_ids"], batch["prompt_mask"]
-        greedy = generate(self.model, self.tokenizer, ids, mask, self.eval_generation)
+        greedy = self.engine.generate(ids, mask, self.eval_generation)
         scored = self.reward(greedy.texts, examples)
         records = [
             {"id": e.id, "split": split, "gold": e.answer, "greedy": _sample(text, answer, score, ok)}
@@ -102,7 +104,7 @@ class LanguageModelStage(L.LightningModule):
             return records, scored.metrics
         stream = batch_idx * self.trainer.world_size + self.trainer.global_rank
         sampled = sample_and_score(
-            self.model, self.tokenizer, ids, mask, examples, self.reward, self.sampling_eval,
+            self.engine, ids, mask, examples, self.reward, self.sampling_eval,
             self.eval_generation.max_new_tokens, stream,
         )  # fmt: skip
         for record, question in zip(records, sampled):

@@ -20,6 +20,8 @@ import torch
 from jsonargparse import lazy_instance
 
 from reft_lightning.evaluation.sampling import SamplingEvalArgs
+from reft_lightning.generation import GenerationArgs, SamplingArgs
+from reft_lightning.models.forward import response_forward
 from reft_lightning.models.loading import load_causal_lm
 from reft_lightning.models.value_head import ValueHead
 from reft_lightning.rewards.base import Reward, RewardOutput
@@ -28,7 +30,6 @@ from reft_lightning.rl.advantages import broadcast_to_tokens, group_advantages, 
 from reft_lightning.rl.gae import compute_gae, masked_mean, masked_var, masked_whiten
 from reft_lightning.rl.kl import AdaptiveKLController, FixedKLController, KLController, kl_estimate
 from reft_lightning.rl.logprobs import masked_entropy, token_logprobs
-from reft_lightning.rl.rollout import GenerationArgs, SamplingArgs, generate, response_forward
 from reft_lightning.rl.shaping import shape_rewards
 from reft_lightning.stages.base import LanguageModelStage
 from reft_lightning.stages.optim import OptimizerArgs, build_optimizer
@@ -123,7 +124,8 @@ class ReFTModule(LanguageModelStage):
             batch["prompt_mask"].repeat_interleave(k, 0),
         )
         with self._timed("rollout"), self._eval_mode():  # 1. sample completions (no grad, KV cache)
-            completions = generate(self.model, self.tokenizer, prompt_ids, prompt_mask, self.rollout_args)
+            self.engine.update_weights(self.model)
+            completions = self.engine.generate(prompt_ids, prompt_mask, self.rollout_args)
         with self._timed("score"):  # 2. terminal score per completion
             scored = self.reward(completions.texts, examples)
             scores = torch.tensor(scored.scores, dtype=torch.float32, device=self.device)

@@ -12,9 +12,9 @@ import torch
 from jsonargparse import lazy_instance
 
 from reft_lightning.evaluation.sampling import SamplingEvalArgs
+from reft_lightning.generation import GenerationArgs
 from reft_lightning.rewards.base import Reward
 from reft_lightning.rewards.correctness import AnswerReward
-from reft_lightning.rl.rollout import GenerationArgs
 from reft_lightning.stages.base import LanguageModelStage
 from reft_lightning.stages.optim import OptimizerArgs, build_optimizer
 

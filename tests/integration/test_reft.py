@@ -11,7 +11,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
 from reft_lightning.data.datasets import SyntheticDataModule
-from reft_lightning.rl.rollout import SamplingArgs
+from reft_lightning.generation import SamplingArgs
 from reft_lightning.stages.optim import OptimizerArgs
 from reft_lightning.stages.ppo_args import PPOArgs
 from reft_lightning.stages.reft import ReFTModule

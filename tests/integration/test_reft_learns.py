@@ -15,8 +15,8 @@ from lightning.pytorch.loggers import CSVLogger
 
 from reft_lightning.data.datasets import SyntheticDataModule
 from reft_lightning.data.example import MathExample
+from reft_lightning.generation import SamplingArgs
 from reft_lightning.rewards.base import Reward, RewardOutput
-from reft_lightning.rl.rollout import SamplingArgs
 from reft_lightning.stages.optim import OptimizerArgs
 from reft_lightning.stages.ppo_args import PPOArgs
 from reft_lightning.stages.reft import ReFTModule

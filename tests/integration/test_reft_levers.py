@@ -18,9 +18,9 @@ import torch
 
 from reft_lightning.data.datasets import SyntheticDataModule
 from reft_lightning.data.example import MathExample
+from reft_lightning.generation import SamplingArgs
 from reft_lightning.rewards.base import Reward, RewardOutput
 from reft_lightning.rewards.correctness import AnswerReward
-from reft_lightning.rl.rollout import SamplingArgs
 from reft_lightning.stages.optim import OptimizerArgs
 from reft_lightning.stages.ppo_args import PPOArgs
 from reft_lightning.stages.ppo_step import Rollout, optimise_rollout

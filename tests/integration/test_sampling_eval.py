@@ -14,6 +14,7 @@ from reft_lightning.cli import main
 from reft_lightning.data.example import MathExample
 from reft_lightning.evaluation import SamplingEvalArgs, majority_vote_index
 from reft_lightning.evaluation.sampling import sample_and_score
+from reft_lightning.generation import HFGenerationEngine
 from reft_lightning.models.loading import load_causal_lm, load_tokenizer
 from reft_lightning.rewards.base import Reward, RewardOutput
 from tests.conftest import REPO
@@ -81,6 +82,7 @@ def test_validate_metrics_are_the_means_of_the_streamed_predictions(
 
 def test_sampling_uses_its_own_stream(tiny_model_dir: Path) -> None:
     model, tokenizer = load_causal_lm(str(tiny_model_dir)).eval(), load_tokenizer(str(tiny_model_dir))
+    engine = HFGenerationEngine(model, tokenizer)
     ids = torch.tensor([[5, 6, 7], [0, 8, 9]])
     mask = torch.tensor([[1, 1, 1], [0, 1, 1]])
     examples = [MathExample(id=str(i), question="q", answer="1") for i in range(2)]
@@ -88,8 +90,7 @@ def test_sampling_uses_its_own_stream(tiny_model_dir: Path) -> None:
 
     def texts(stream: int) -> list[list[str]]:
         return [
-            q.texts
-            for q in sample_and_score(model, tokenizer, ids, mask, examples, LengthReward(), args, 5, stream)
+            q.texts for q in sample_and_score(engine, ids, mask, examples, LengthReward(), args, 5, stream)
         ]
 
     torch.manual_seed(0)

@@ -14,9 +14,10 @@ ALLOWED: dict[str, set[str]] = {
     "data": {"models"},
     "models": set(),
     "rl": set(),
+    "generation": {"models"},
     "rewards": {"data"},
-    "evaluation": {"data", "models", "rewards", "rl"},
-    "stages": {"data", "models", "rewards", "rl", "evaluation"},
+    "evaluation": {"data", "models", "rewards", "rl", "generation"},
+    "stages": {"data", "models", "rewards", "rl", "generation", "evaluation"},
 }
 """Package -> the packages of ``reft_lightning`` it may import besides itself (data loads tokenizers
 through models; models never read data); top-level modules

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from reft_lightning.data.sampler import ResumableSampler
-from reft_lightning.rl.rollout import response_mask
+from reft_lightning.generation import response_mask
 from reft_lightning.stages.optim import OptimizerArgs, lr_factor
 
 

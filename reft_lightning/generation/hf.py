@@ -1,0 +1,53 @@
+"""The Hugging Face engine: ``model.generate`` on the policy module itself (KV cache, no grad)."""
+
+from __future__ import annotations
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from reft_lightning.generation.args import GenerationArgs
+from reft_lightning.generation.engine import Completions, response_mask
+
+
+class HFGenerationEngine:
+    """Decodes with the training model's own ``generate``, so it always sees the newest weights.
+
+    Args:
+        model: the policy (any causal LM); the engine keeps a reference, not a copy.
+        tokenizer: its tokenizer (EOS ends a completion, pad fills after it).
+    """
+
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+
+    @torch.no_grad()
+    def generate(
+        self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, args: GenerationArgs
+    ) -> Completions:
+        """Continue each left-padded prompt ``[B, P]`` with the KV cache until EOS or ``max_new_tokens``."""
+        tokenizer = self.tokenizer
+        sampling = (
+            {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p}
+            if args.do_sample
+            else {}
+        )
+        sequences = self.model.generate(
+            input_ids=prompt_ids,
+            attention_mask=prompt_mask,
+            max_new_tokens=args.max_new_tokens,
+            do_sample=args.do_sample,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            **sampling,
+        )
+        response_ids = sequences[:, prompt_ids.shape[1] :]
+        mask = response_mask(response_ids, tokenizer.eos_token_id)
+        response_ids = response_ids.masked_fill(mask.eq(0), tokenizer.pad_token_id)
+        texts = tokenizer.batch_decode(response_ids, skip_special_tokens=True)
+        return Completions(response_ids=response_ids, response_mask=mask, texts=texts)
+
+    def update_weights(self, policy: torch.nn.Module) -> None:
+        """Nothing to copy when ``policy`` is the engine's model; another module is an error."""
+        if policy is not self.model:
+            raise ValueError("HFGenerationEngine generates with the model it was built with; build a new one")
