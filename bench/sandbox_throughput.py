@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from reft_lightning.rewards.correctness import PCOT_PRELUDE, build_program
-from reft_lightning.rewards.sandbox import ProgramExecutor
+from reft_lightning.sandbox import ProgramExecutor
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "reft" / "svamp_python_sdp.json"
 

@@ -20,7 +20,7 @@ from reft_lightning.data.answers import (
 from reft_lightning.data.example import MathExample
 from reft_lightning.data.formats import pcot_header
 from reft_lightning.rewards.base import Answer, OutcomeScores, Reward, RewardOutput, check_lengths
-from reft_lightning.rewards.sandbox import ExecutionResult, ProgramExecutor
+from reft_lightning.sandbox import ExecutionResult, ProgramExecutor
 
 PCOT_PRELUDE = "import math\nimport sympy\n"
 """Prepended to every P-CoT program, as the official code does."""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from reft_lightning.rewards.sandbox import ProgramExecutor
+from reft_lightning.sandbox import ProgramExecutor
 
 from .support import CANARY, SHARED_DATA
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from reft_lightning.rewards.sandbox import ExecutionResult, ProgramExecutor
+from reft_lightning.sandbox import ExecutionResult, ProgramExecutor
 
 from .support import CANARY, SHARED_DATA
 

@@ -10,7 +10,8 @@ import warnings
 
 import pytest
 
-from reft_lightning.rewards.sandbox import DISABLE_ENV, MAX_PROGRAM_CHARS, ExecutionResult, ProgramExecutor
+from reft_lightning.sandbox import ExecutionResult, ProgramExecutor
+from reft_lightning.sandbox.executor import DISABLE_ENV, MAX_PROGRAM_CHARS
 
 
 def returning(value: int) -> str:

@@ -11,9 +11,9 @@ from fractions import Fraction
 import pytest
 import sympy
 
-from reft_lightning.rewards import sandbox_confine
-from reft_lightning.rewards.sandbox_child import execute, to_result
-from reft_lightning.rewards.sandbox_protocol import (
+from reft_lightning.sandbox import confine as sandbox_confine
+from reft_lightning.sandbox.child import execute, to_result
+from reft_lightning.sandbox.protocol import (
     MAX_STRING_CHARS,
     ExecutionResult,
     FrameReader,

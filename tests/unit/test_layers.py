@@ -14,8 +14,9 @@ ALLOWED: dict[str, set[str]] = {
     "data": {"models"},
     "models": set(),
     "rl": set(),
+    "sandbox": set(),
     "generation": {"models"},
-    "rewards": {"data"},
+    "rewards": {"data", "sandbox"},
     "evaluation": {"data", "models", "rewards", "rl", "generation"},
     "stages": {"data", "models", "rewards", "rl", "generation", "evaluation"},
 }

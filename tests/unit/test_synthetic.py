@@ -8,7 +8,7 @@ import pytest
 
 from reft_lightning.data.answers import extract_after_trigger, parse_number
 from reft_lightning.data.synthetic import Difficulty, arithmetic_chain_corpus, generate_problems
-from reft_lightning.rewards.sandbox import ProgramExecutor
+from reft_lightning.sandbox import ProgramExecutor
 
 EQUATION = re.compile(r"(?<![+\d] )(?<!\d)(\d+) ([-+*]) (\d+) = (\d+)")
 SUM = re.compile(r"(\d+(?: \+ \d+)+) = (\d+)")

@@ -27,9 +27,9 @@ import sys
 import sysconfig
 import time
 
-from . import sandbox_confine as confine
-from .sandbox_child import ChildLimits, run_child
-from .sandbox_protocol import (
+from . import confine
+from .child import ChildLimits, run_child
+from .protocol import (
     MAX_REQUEST_BYTES,
     MAX_RESULT_BYTES,
     ExecutionResult,

@@ -17,8 +17,8 @@ import os
 import resource
 from dataclasses import dataclass
 
-from . import sandbox_confine as confine
-from .sandbox_protocol import MAX_STRING_CHARS, ExecutionResult, encode_result, write_all
+from . import confine
+from .protocol import MAX_STRING_CHARS, ExecutionResult, encode_result, write_all
 
 RESULT_FD = 3
 """The descriptor the child writes its result frame to."""

@@ -1,7 +1,7 @@
 """Linux confinement primitives for the sandbox, called through ``ctypes``.
 
 Each function applies one kernel mechanism to the calling process and raises ``OSError`` when the
-kernel refuses; the worker (``sandbox_worker.py``) decides what to do about a refusal. Mechanisms:
+kernel refuses; the worker (``worker.py``) decides what to do about a refusal. Mechanisms:
 
 - namespaces (``unshare``): user, mount, network, PID, IPC, UTS; a tmpfs for the private directory;
 - Landlock (file system, TCP and signal/abstract-socket scoping), ABI 1 to 7;

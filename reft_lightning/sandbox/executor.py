@@ -1,13 +1,13 @@
 """Run untrusted programs (P-CoT completions) in a pool of OS-confined worker processes.
 
 ```python
-from reft_lightning.rewards.sandbox import ProgramExecutor
+from reft_lightning.sandbox import ProgramExecutor
 with ProgramExecutor(timeout_s=2.0, memory_mb=1024, workers=2) as ex:
     results = ex.run(programs)   # list[ExecutionResult], same order as programs
 ```
 
 Each program must define ``solution()``; it runs in a fresh child process forked from a confined
-worker (namespaces, Landlock, seccomp, rlimits; see ``sandbox_worker.py`` and docs/sandbox.md),
+worker (namespaces, Landlock, seccomp, rlimits; see ``worker.py`` and docs/sandbox.md),
 never in this interpreter. Only a validated ``float``/``str``/``None`` comes back. Workers start
 once and are reused across batches; one that stops answering is killed and replaced.
 """
@@ -31,7 +31,7 @@ from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 
-from reft_lightning.rewards.sandbox_protocol import (
+from reft_lightning.sandbox.protocol import (
     MAX_RESULT_BYTES,
     ExecutionResult,
     FrameReader,
@@ -59,7 +59,7 @@ _BOOTSTRAP = (
     "import sys, types\n"
     "package = types.ModuleType('_reft_sandbox'); package.__path__ = [sys.argv[1]]\n"
     "sys.modules['_reft_sandbox'] = package\n"
-    "from _reft_sandbox.sandbox_worker import main\n"
+    "from _reft_sandbox.worker import main\n"
     "main(sys.argv[2])\n"
 )
 _warned: set[str] = set()
