@@ -27,6 +27,8 @@ class HFExport(Callback):
         self.dirpath = dirpath
         self.export_best = export_best
         self.every_n_epochs = every_n_epochs
+        self.exported: list[Path] = []
+        """Directories written so far (global rank 0; ``RunReport`` lists them)."""
 
     def _root(self, trainer: L.Trainer) -> Path:
         if self.dirpath is not None:
@@ -41,6 +43,7 @@ class HFExport(Callback):
         out = self._root(trainer) / name
         pl_module.model.save_pretrained(out, state_dict=state)
         pl_module.tokenizer.save_pretrained(out)
+        self.exported.append(out)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch + 1

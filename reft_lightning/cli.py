@@ -6,7 +6,8 @@ and rewards plug in without changes here. Everything a run writes goes under
 ``trainer.default_root_dir``: TensorBoard and CSV logs (unless ``trainer.logger`` is set), the
 saved config, ``ModelCheckpoint`` files (``{root}/checkpoints`` unless a ``dirpath`` is given, so
 that ``--ckpt_path last`` finds them) and ``HFExport`` exports (``{root}/hf``). Progress is
-shown with Rich unless ``trainer.enable_progress_bar`` is false.
+shown with Rich unless ``trainer.enable_progress_bar`` is false; ``RunReport`` adds plain lines that
+a piped log keeps (one per validation, the test result, a summary with checkpoints and exports).
 """
 
 from __future__ import annotations
@@ -17,6 +18,12 @@ import lightning as L
 from jsonargparse import Namespace
 from lightning.pytorch.cli import LightningCLI
 
+DESCRIPTION = (
+    "reft: ReFT (Luong et al., 2024) and SFT of language models for math reasoning, on Lightning. "
+    "`reft fit --config configs/reft_gsm8k.yaml` trains; validate / test / predict evaluate; "
+    "`--print_config` shows every value; `--ckpt_path last` resumes. Docs: docs/quickstart.md."
+)
+"""What ``reft --help`` says the command is."""
 DEFAULT_ROOT_DIR = "runs/default"
 """Run directory when the config gives no ``trainer.default_root_dir``."""
 
@@ -70,6 +77,8 @@ class ReftCLI(LightningCLI):
         callbacks = list(trainer.callbacks or [])
         if trainer.enable_progress_bar is not False and not _has_progress_bar(callbacks):
             callbacks.append(Namespace(class_path="lightning.pytorch.callbacks.RichProgressBar"))
+        if not any(_is(c, "RunReport") for c in callbacks):
+            callbacks.append(Namespace(class_path="reft_lightning.run_report.RunReport"))
         for callback in callbacks:
             if _is(callback, "ModelCheckpoint") and callback.init_args.dirpath is None:
                 callback.init_args.dirpath = str(Path(trainer.default_root_dir) / "checkpoints")
@@ -88,6 +97,7 @@ def main(args: list[str] | None = None) -> None:
         subclass_mode_model=True,
         subclass_mode_data=True,
         save_config_kwargs={"overwrite": True},
+        parser_kwargs={"description": DESCRIPTION},
         args=args,
     )
 

@@ -31,7 +31,7 @@ def _metrics(run_dir: Path) -> list[dict[str, str]]:
 
 
 def test_sft_gsm8k_config_trains_validates_and_exports(
-    tiny_model_dir: Path, gsm8k_dir: Path, tmp_path: Path
+    tiny_model_dir: Path, gsm8k_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run_dir = tmp_path / "run"
     main(
@@ -65,6 +65,12 @@ def test_sft_gsm8k_config_trains_validates_and_exports(
     )
     exported = load_causal_lm(str(run_dir / "hf" / "final"))
     assert exported.config.n_layer == 2
+    printed = capsys.readouterr().out.splitlines()  # a piped log keeps plain lines (RunReport)
+    (validation,) = [line for line in printed if line.startswith("validation  epoch 0  step 3:")]
+    assert f"accuracy {100 * accuracies[-1]:.1f}%" in validation and "  loss " in validation
+    assert f"run finished: {run_dir}" in printed
+    assert f"  Hugging Face export: {run_dir / 'hf' / 'final'}" in printed
+    assert f"  last checkpoint: {run_dir / 'checkpoints' / 'last.ckpt'}" in printed
 
 
 SHIPPED_CONFIGS = sorted((REPO / "configs").glob("*.yaml")) + sorted(
