@@ -85,6 +85,8 @@ def optimise_rollout(module: PPOModule, rollout: Rollout, ppo: PPOArgs, use_valu
 
     Returns the means over all minibatches of the losses and their diagnostics, the last gradient
     norm (before clipping), the learning rate, ``train/ppo_epochs_run`` and ``train/critic_warmup``.
+    Statistics stay on the device while the epochs run and come to the host in one transfer at
+    the end (plus one per epoch with ``target_kl``, whose decision needs the value).
     """
     optimizer, scheduler = module.optimizers(), module.lr_schedulers()
     count = rollout.sequences.shape[0]
@@ -92,11 +94,11 @@ def optimise_rollout(module: PPOModule, rollout: Rollout, ppo: PPOArgs, use_valu
     micro = ppo.micro_batch_size or minibatch
     warmup = module.iterations < ppo.critic_warmup_iterations
     frozen = module.policy_and_value_parameters()[0] if warmup else []
-    totals: dict[str, float] = {}
+    totals: dict[str, torch.Tensor] = {}
     steps = epochs_run = 0
     for epoch in range(ppo.ppo_epochs):
         order = torch.randperm(count, device=rollout.sequences.device)
-        epoch_kl, epoch_steps = 0.0, 0
+        epoch_kl, epoch_steps = torch.zeros((), device=rollout.sequences.device), 0
         for start in range(0, count, minibatch):
             rows = order[start : start + minibatch]
             optimizer.zero_grad()
@@ -107,9 +109,10 @@ def optimise_rollout(module: PPOModule, rollout: Rollout, ppo: PPOArgs, use_valu
                 stats = _loss_and_backward(
                     module, part, ppo, use_values, weight=share, warmup=warmup, policy_scale=policy_scale
                 )
-                for name, value in stats.items():
-                    totals[name] = totals.get(name, 0.0) + value * share
-                epoch_kl += stats["train/approx_kl"] * share
+                for name, value in stats.items():  # float32 sums on the device, whatever the model dtype
+                    weighted = value.float() * share
+                    totals[name] = totals[name] + weighted if name in totals else weighted
+                epoch_kl += stats["train/approx_kl"].float() * share
             for parameter in frozen:  # critic warm-up: AdamW skips parameters without a gradient
                 parameter.grad = None
             grad_norm = torch.nn.utils.clip_grad_norm_(module.trainable_parameters(), ppo.max_grad_norm)
@@ -121,15 +124,17 @@ def optimise_rollout(module: PPOModule, rollout: Rollout, ppo: PPOArgs, use_valu
         may_stop = ppo.target_kl is not None and epoch + 1 < ppo.ppo_epochs
         if may_stop and _mean_over_processes(module, epoch_kl / epoch_steps) > ppo.target_kl:
             break
-    means = {name: value / steps for name, value in totals.items()}
-    means["train/grad_norm"] = float(grad_norm)
+    names = list(totals)
+    values = torch.stack([totals[name] / steps for name in names] + [grad_norm.detach().float()]).tolist()
+    means = dict(zip(names, values[:-1]))
+    means["train/grad_norm"] = values[-1]
     means["train/lr"] = scheduler.get_last_lr()[0]
     means["train/ppo_epochs_run"] = float(epochs_run)
     means["train/critic_warmup"] = float(warmup)
     return means
 
 
-def _kept_policy_scale(module: PPOModule, keep: torch.Tensor) -> float:
+def _kept_policy_scale(module: PPOModule, keep: torch.Tensor) -> torch.Tensor:
     """Factor turning the policy loss of a minibatch into its share of the mean over kept sequences.
 
     ``keep`` is the ``[M]`` bool of this process's minibatch. The policy loss of a micro-batch of
@@ -137,15 +142,15 @@ def _kept_policy_scale(module: PPOModule, keep: torch.Tensor) -> float:
     ``M * W / kept_all`` (``W`` processes, ``kept_all`` kept rows of the minibatch on all of
     them) it becomes ``W * sum_kept / kept_all``, and DDP's average of the gradients over ``W``
     processes gives the gradient of the mean over all kept sequences. 0 kept anywhere: the loss is 0.
+    Returned as a 0-dim float64 tensor on the device (no host sync).
     """
     kept = module.trainer.strategy.reduce(keep.sum(dtype=torch.float64), reduce_op="sum")
-    return keep.numel() * module.trainer.world_size / max(float(kept), 1.0)
+    return keep.numel() * module.trainer.world_size / kept.clamp(min=1.0)
 
 
-def _mean_over_processes(module: PPOModule, value: float) -> float:
-    """``value`` averaged over all processes, so that every process takes the same decision."""
-    tensor = torch.tensor(value, dtype=torch.float64, device=module.device)
-    return float(module.trainer.strategy.reduce(tensor, reduce_op="mean"))
+def _mean_over_processes(module: PPOModule, value: torch.Tensor) -> float:
+    """``value`` (0-dim) averaged over all processes, so that every process takes the same decision."""
+    return float(module.trainer.strategy.reduce(value.to(torch.float64), reduce_op="mean"))
 
 
 def _loss_and_backward(
@@ -155,9 +160,9 @@ def _loss_and_backward(
     use_values: bool,
     weight: float,
     warmup: bool = False,
-    policy_scale: float | None = None,
-) -> dict[str, float]:
-    """Forward and backward of one micro-batch; returns its scalar statistics.
+    policy_scale: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
+    """Forward and backward of one micro-batch; returns its statistics as detached 0-dim tensors.
 
     ``warmup``: policy loss with weight 0, value head on detached hidden states (critic warm-up).
     ``policy_scale``: with ``part.keep``, the factor of :func:`_kept_policy_scale`.
@@ -168,26 +173,26 @@ def _loss_and_backward(
     policy_mask = part.mask if part.keep is None else part.mask * part.keep.unsqueeze(1).to(part.mask.dtype)
     policy_loss, policy = ppo_policy_loss(logp, part.old_logp, part.advantages, policy_mask, ppo.clip_range)
     if policy_scale is not None:
-        policy_loss = policy_loss * policy_scale
+        policy_loss = policy_loss * policy_scale.to(policy_loss.dtype)
     loss = 0.0 * policy_loss if warmup else policy_loss
     stats = {
-        "train/policy_loss": float(policy_loss.detach()),
-        "train/clip_fraction": float(policy.clip_fraction),
-        "train/approx_kl": float(policy.approx_kl),
+        "train/policy_loss": policy_loss.detach(),
+        "train/clip_fraction": policy.clip_fraction,
+        "train/approx_kl": policy.approx_kl,
     }
     if part.keep is not None:  # the policy moves on every sequence, also those left out of the loss
         with torch.no_grad():
-            stats["train/approx_kl"] = float(masked_mean(kl_estimate(part.old_logp, logp, "k3"), part.mask))
+            stats["train/approx_kl"] = masked_mean(kl_estimate(part.old_logp, logp, "k3"), part.mask)
     if use_values:
         value_loss, value = ppo_value_loss(
             values, part.old_values, part.returns, part.mask, ppo.value_clip_range
         )
         loss = loss + ppo.vf_coef * value_loss
         stats.update({
-            "train/value_loss": float(value_loss.detach()),
-            "train/value_clip_fraction": float(value.clip_fraction),
-            "train/explained_variance": float(value.explained_variance),
+            "train/value_loss": value_loss.detach(),
+            "train/value_clip_fraction": value.clip_fraction,
+            "train/explained_variance": value.explained_variance,
         })  # fmt: skip
     module.manual_backward(loss * weight)
-    stats["train/loss"] = float(loss.detach())
+    stats["train/loss"] = loss.detach()
     return stats
