@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
+from reft_lightning.rl.estimators import advantage_estimator
 from reft_lightning.rl.kl import KLKind
 
 
@@ -38,8 +38,11 @@ class PPOArgs:
     """Target KL (nats per sequence) of an adaptive controller; ``None`` keeps beta fixed (spec)."""
     adaptive_kl_horizon: int = 10000
     """Horizon (samples) of the adaptive controller."""
-    advantage: Literal["gae", "grpo", "rloo"] = "gae"
-    """``gae`` with the value head (spec), or a group baseline over ``num_samples`` > 1 (no value loss)."""
+    advantage: str = "gae"
+    """A registered advantage estimator (``reft_lightning.rl.estimators``): ``gae`` with a learned
+    value (spec), or ``grpo`` / ``rloo``, group baselines over ``num_samples >= 2`` with no critic
+    (no value head is built). A new estimator is registered with ``register_advantage`` in a module
+    imported before the config is parsed."""
     whiten_advantages: bool = True
     """Whiten advantages over all response tokens of the batch, across processes (spec)."""
     max_grad_norm: float = 1.0
@@ -49,7 +52,7 @@ class PPOArgs:
 
     0 (spec) trains both from the start. During warm-up the policy loss gets weight 0 and the value
     head reads detached hidden states, so with the shared head (``value_model`` None) only the head
-    learns; a separate value model learns with its head. Needs ``advantage="gae"``.
+    learns; a separate value model learns with its head. Needs an estimator with a critic (``gae``).
     """
     skip_uniform_groups: bool = False
     """Leave groups whose ``num_samples`` scores are all equal out of the policy loss (DAPO's filter).
@@ -69,14 +72,15 @@ class PPOArgs:
     def __post_init__(self) -> None:
         if self.num_samples < 1 or self.ppo_epochs < 1:
             raise ValueError("num_samples and ppo_epochs must be at least 1")
-        if self.advantage != "gae" and self.num_samples < 2:
+        estimator = advantage_estimator(self.advantage)
+        if estimator.needs_groups and self.num_samples < 2:
             raise ValueError(f"advantage={self.advantage!r} needs num_samples >= 2 (a group per question)")
         if self.critic_warmup_iterations < 0:
             raise ValueError(f"critic_warmup_iterations must be >= 0, got {self.critic_warmup_iterations}")
-        if self.critic_warmup_iterations > 0 and self.advantage != "gae":
+        if self.critic_warmup_iterations > 0 and not estimator.needs_critic:
             raise ValueError(
-                f"critic_warmup_iterations needs advantage='gae' (a value function to warm up); "
-                f"advantage={self.advantage!r} has none"
+                f"critic_warmup_iterations needs an estimator with a critic, such as 'gae' (a value "
+                f"function to warm up); advantage={self.advantage!r} has none"
             )
         if self.skip_uniform_groups and self.num_samples < 2:
             raise ValueError("skip_uniform_groups needs num_samples >= 2 (a group of samples per question)")

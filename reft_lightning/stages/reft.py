@@ -26,8 +26,9 @@ from reft_lightning.models.loading import load_causal_lm
 from reft_lightning.models.value_head import ValueHead
 from reft_lightning.rewards.base import Reward, RewardOutput
 from reft_lightning.rewards.correctness import AnswerReward
-from reft_lightning.rl.advantages import broadcast_to_tokens, group_advantages, informative_groups
-from reft_lightning.rl.gae import compute_gae, masked_mean, masked_var, masked_whiten
+from reft_lightning.rl.advantages import informative_groups
+from reft_lightning.rl.estimators import AdvantageInputs, advantage_estimator
+from reft_lightning.rl.gae import masked_mean, masked_var, masked_whiten
 from reft_lightning.rl.kl import AdaptiveKLController, FixedKLController, KLController, kl_estimate
 from reft_lightning.rl.logprobs import masked_entropy, token_logprobs
 from reft_lightning.rl.shaping import shape_rewards
@@ -53,6 +54,7 @@ class ReFTModule(LanguageModelStage):
             policy (``model``, with ``init_checkpoint`` weights if given), as in the spec.
         value_model: ``None``: a value head on the policy's last hidden state (spec default);
             a model name/path: a separate value model with its own head (the paper's ablation).
+            Neither is built when ``ppo.advantage`` names an estimator without a critic.
         value_dropout: dropout of the value head (spec: 0.1).
         value_init: ``default`` (PyTorch's random init, as the official code) or ``zeros``.
         ppo: PPO settings (spec defaults).
@@ -98,10 +100,20 @@ class ReFTModule(LanguageModelStage):
         self.value_lr = value_lr
         initial_policy = self.model if reference is None else load_causal_lm(reference, dtype)
         self.reference = copy.deepcopy(initial_policy).eval().requires_grad_(False)
+        self.estimator = advantage_estimator(ppo.advantage)
+        if value_model is not None and not self.estimator.needs_critic:
+            raise ValueError(
+                f"value_model is set, but advantage={ppo.advantage!r} uses no critic: drop value_model "
+                f"or choose an estimator with one (gae)"
+            )
         self.value_model = load_causal_lm(value_model, dtype).train() if value_model is not None else None
-        self.value_head = ValueHead(
-            (self.value_model or self.model).config.hidden_size, value_dropout, value_init
-        )
+        if self.value_model is not None:
+            _freeze_untied_lm_head(self.value_model)
+        self.value_head = (
+            ValueHead((self.value_model or self.model).config.hidden_size, value_dropout, value_init)
+            if self.estimator.needs_critic
+            else None
+        )  # built only for an estimator that trains a critic, so every parameter gets a gradient (DDP)
         self.kl_controller: KLController = (
             FixedKLController(self.ppo.kl_coef)
             if self.ppo.adaptive_kl_target is None
@@ -148,7 +160,7 @@ class ReFTModule(LanguageModelStage):
             keep=keep,
         )  # fmt: skip
         with self._timed("optimise"):  # 6. PPO epochs x minibatches
-            stats = optimise_rollout(self, rollout, self.ppo, use_values=self.ppo.advantage == "gae")
+            stats = optimise_rollout(self, rollout, self.ppo, use_values=self.estimator.needs_critic)
         if keep is not None:
             stats["train/kept_fraction"] = float(keep.float().mean())
         sequence_kl = (kl * mask).sum(dim=1)
@@ -186,11 +198,14 @@ class ReFTModule(LanguageModelStage):
         length = response_ids.shape[1]
         logits, hidden = response_forward(self.model, sequences, attention, length)
         logits = logits / self.rollout_args.temperature
+        logp = token_logprobs(logits, response_ids)
+        if self.value_head is None:  # no critic: values are never used
+            return logp, torch.zeros_like(logp).detach(), logits
         if self.value_model is not None:
             _, hidden = response_forward(self.value_model, sequences, attention, length)
         elif detach_value_input:
             hidden = hidden.detach()
-        return token_logprobs(logits, response_ids), self.value_head(hidden), logits
+        return logp, self.value_head(hidden), logits
 
     @torch.no_grad()
     def _reference_logprobs(
@@ -209,20 +224,22 @@ class ReFTModule(LanguageModelStage):
         kl: torch.Tensor,
         keep: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """GAE (spec) or a group baseline; whitened over all response tokens of all processes.
+        """The configured estimator's advantages (``rl/estimators.py``: GAE in the spec, or a group
+        baseline), whitened over all response tokens of all processes.
 
         ``keep`` (``[N]`` bool, ``skip_uniform_groups``): only the kept sequences enter the whitening
         statistics, and the others get advantage 0 (the returns, value targets, keep every sequence).
         Keeps the raw (pre-whitening) advantage and return statistics for logging.
         """
-        if self.ppo.advantage == "gae":
-            advantages, returns = compute_gae(rewards, values, mask, self.ppo.gamma, self.ppo.lam)
-        else:
-            sequence_rewards = scores - self.kl_controller.value * (kl * mask).sum(dim=1)
-            grouped = group_advantages(
-                sequence_rewards.view(-1, self.ppo.num_samples), method=self.ppo.advantage
+        estimated = self.estimator.estimate(
+            AdvantageInputs(
+                rewards, values if self.estimator.needs_critic else None, mask, scores, kl,
+                self.kl_controller.value, self.ppo.num_samples, self.ppo.gamma, self.ppo.lam,
             )
-            advantages, returns = broadcast_to_tokens(grouped.reshape(-1), mask), torch.zeros_like(values)
+        )  # fmt: skip
+        advantages, returns = (
+            estimated if isinstance(estimated, tuple) else (estimated, torch.zeros_like(values))
+        )
         self._advantage_stats = {
             "train/advantage_mean": float(masked_mean(advantages, mask)),
             "train/advantage_std": float(masked_var(advantages, mask).sqrt()),
@@ -340,3 +357,11 @@ class ReFTModule(LanguageModelStage):
         if "reft_state" in checkpoint:
             self.iterations = checkpoint["reft_state"]["iterations"]
             self.kl_controller.load_state_dict(checkpoint["reft_state"]["kl_controller"])
+
+
+def _freeze_untied_lm_head(value_model: torch.nn.Module) -> None:
+    """A value model's LM head is never used (only its hidden states feed the value head); an untied
+    head (Llama's) would hold trainable weights without gradients, which DDP refuses, so freeze it."""
+    head, embeddings = value_model.get_output_embeddings(), value_model.get_input_embeddings()
+    if head is not None and head.weight is not embeddings.weight:
+        head.requires_grad_(False)

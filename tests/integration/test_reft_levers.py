@@ -52,7 +52,8 @@ class Snapshots(L.Callback):
     ) -> None:
         assert isinstance(pl_module, ReFTModule)
         self.policy.append(_clone(pl_module.model))
-        self.value_head.append(_clone(pl_module.value_head))
+        if pl_module.value_head is not None:
+            self.value_head.append(_clone(pl_module.value_head))
         if pl_module.value_model is not None:
             self.value_model.append(_clone(pl_module.value_model))
         self.metrics.append({k: float(v) for k, v in trainer.callback_metrics.items()})
@@ -87,7 +88,9 @@ def _fit(
         value_lr=1e-2,
         reward=reward or AnswerReward(),
     )
-    initial = {"policy": _clone(module.model), "value_head": _clone(module.value_head)}
+    initial = {"policy": _clone(module.model)}
+    if module.value_head is not None:
+        initial["value_head"] = _clone(module.value_head)
     if module.value_model is not None:
         initial["value_model"] = _clone(module.value_model)
     snapshots = Snapshots()
@@ -123,7 +126,8 @@ def test_lever_defaults_are_the_spec() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"critic_warmup_iterations": 2, "advantage": "grpo", "num_samples": 2}, "advantage='gae'"),
+        ({"critic_warmup_iterations": 2, "advantage": "grpo", "num_samples": 2}, "advantage='grpo' has none"),
+        ({"advantage": "ppo2"}, "unknown advantage estimator 'ppo2'; registered: gae, grpo, rloo"),
         ({"critic_warmup_iterations": -1}, ">= 0"),
         ({"skip_uniform_groups": True}, "num_samples >= 2"),
         ({"target_kl": 0.0}, "target_kl"),
