@@ -15,7 +15,12 @@ from reft_lightning.generation import GenerationArgs, GenerationEngine, HFGenera
 from reft_lightning.models.loading import load_causal_lm, load_lightning_weights, load_tokenizer
 from reft_lightning.rewards.base import Reward
 from reft_lightning.rewards.correctness import AnswerReward
-from reft_lightning.stages.rng import capture_rng_states, restore_rng_states
+from reft_lightning.stages.rng import (
+    gather_rng_states,
+    rank_rng_states,
+    restore_rng_states,
+    seed_process_streams,
+)
 
 
 class LanguageModelStage(L.LightningModule):
@@ -145,11 +150,21 @@ class LanguageModelStage(L.LightningModule):
         split = getattr(self.trainer.datamodule, "predict_split", "test")
         return self.answer_batch(batch, split, batch_idx)[0]
 
+    def on_fit_start(self) -> None:
+        """Give every process its own random streams: rank ``r > 0`` reseeds with ``seed + r``.
+
+        Rank 0 keeps the streams it has, so a single-process run is unchanged. A resumed run then
+        restores each rank's saved states before its first step.
+        """
+        if self.trainer.global_rank > 0:
+            seed_process_streams(torch.initial_seed() + self.trainer.global_rank)
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["rng_states"] = capture_rng_states()
+        checkpoint["rng_states"] = gather_rng_states(self.trainer.world_size)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self._pending_rng_states = checkpoint.get("rng_states")
+        saved = checkpoint.get("rng_states")
+        self._pending_rng_states = None if saved is None else rank_rng_states(saved, self.trainer.global_rank)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         """Restore a loaded checkpoint's RNG states just before the first resumed step.

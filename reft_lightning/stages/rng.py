@@ -1,8 +1,14 @@
-"""Random-number-generator state for checkpoints, so that a resumed run draws what the original would."""
+"""Random-number-generator state for checkpoints, so that a resumed run draws what the original would.
+
+Every process has its own streams: process ``r > 0`` reseeds with ``seed + r`` when fitting starts
+(:func:`seed_process_streams`), and a checkpoint holds the states of every process
+(:func:`gather_rng_states`), each restored on its own rank (:func:`rank_rng_states`).
+"""
 
 from __future__ import annotations
 
 import random
+import warnings
 from typing import Any
 
 import numpy as np
@@ -33,3 +39,38 @@ def restore_rng_states(states: dict[str, Any]) -> None:
     torch.set_rng_state(states["torch"])
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def seed_process_streams(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and every CUDA device) with ``seed`` in this process."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def gather_rng_states(world_size: int) -> list[dict[str, Any]]:
+    """The RNG states of every process, by global rank; a collective when ``world_size > 1``."""
+    states = capture_rng_states()
+    if world_size == 1:
+        return [states]
+    gathered: list[Any] = [None] * world_size
+    torch.distributed.all_gather_object(gathered, states)
+    return gathered
+
+
+def rank_rng_states(saved: list[dict[str, Any]] | dict[str, Any], rank: int) -> dict[str, Any]:
+    """This rank's states from a checkpoint's ``rng_states``: a list by rank, or one dict (older checkpoints).
+
+    A checkpoint saved with fewer processes than now gives rank ``r`` the states of ``r mod n``,
+    with a warning: those ranks then share streams.
+    """
+    if isinstance(saved, dict):
+        return saved
+    if rank >= len(saved):
+        warnings.warn(
+            f"checkpoint holds RNG states of {len(saved)} processes; rank {rank} resumes with those of "
+            f"rank {rank % len(saved)}",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return saved[rank % len(saved)]
