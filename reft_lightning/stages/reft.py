@@ -164,7 +164,7 @@ class ReFTModule(LanguageModelStage):
         if keep is not None:
             stats["train/kept_fraction"] = float(keep.float().mean())
         sequence_kl = (kl * mask).sum(dim=1)
-        self.kl_controller.update(float(sequence_kl.mean()), len(examples))
+        self._update_kl_coefficient(sequence_kl)
         self.iterations += 1
         self._log_iteration(
             scored, scores, mask, sequence_kl, entropy, rewards, stats, time.perf_counter() - started
@@ -252,6 +252,12 @@ class ReFTModule(LanguageModelStage):
             advantages = masked_whiten(advantages, mask, all_reduce=self._all_reduce_sum)
         return advantages, returns
 
+    def _update_kl_coefficient(self, sequence_kl: torch.Tensor) -> None:
+        """Feed the KL controller the mean KL per sequence (``[N]``) of all processes and their
+        sequence count, so that every process keeps the same beta."""
+        global_kl = self.trainer.strategy.reduce(sequence_kl.mean().double(), reduce_op="mean")
+        self.kl_controller.update(float(global_kl), sequence_kl.numel() * self.trainer.world_size)
+
     def _all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
         return self.trainer.strategy.reduce(tensor, reduce_op="sum")
 
@@ -287,7 +293,11 @@ class ReFTModule(LanguageModelStage):
         stats: dict[str, float],
         seconds: float,
     ) -> None:
-        """Per-iteration metrics: rewards, KL, entropy, lengths, losses, throughput, step timings."""
+        """Per-iteration metrics: rewards, KL, entropy, lengths, losses, throughput, step timings.
+
+        Each is a mean over this process's sequences, logged as the mean over processes (every
+        process holds the same number of sequences).
+        """
         n = scores.shape[0]
         response_tokens = float(mask.sum())
         metrics = {
@@ -306,8 +316,15 @@ class ReFTModule(LanguageModelStage):
             **{f"time/{step}": value for step, value in self._seconds.items()},
             **{f"train/reward_{name}": float(value) for name, value in scored.metrics.items()},
         }
-        self.log("train/score", metrics.pop("train/score"), prog_bar=True, on_step=True, batch_size=n)
-        self.log_dict(metrics, on_step=True, on_epoch=False, batch_size=n)
+        self.log(
+            "train/score",
+            metrics.pop("train/score"),
+            prog_bar=True,
+            on_step=True,
+            batch_size=n,
+            sync_dist=True,
+        )
+        self.log_dict(metrics, on_step=True, on_epoch=False, batch_size=n, sync_dist=True)
 
     def policy_and_value_parameters(self) -> tuple[list[torch.nn.Parameter], list[torch.nn.Parameter]]:
         """Trainable parameters of the policy, and of the value head plus (if any) value model."""

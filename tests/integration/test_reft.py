@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import lightning as L
 import torch
@@ -146,3 +147,23 @@ def test_old_logprobs_are_those_of_the_sampling_distribution_at_any_temperature(
         reference = module._reference_logprobs(out.sequences, attention, response)
     torch.testing.assert_close(ours, sampled, atol=1e-4, rtol=0)
     torch.testing.assert_close(reference, sampled, atol=1e-4, rtol=0)  # the reference is the start policy
+
+
+def test_adaptive_kl_coefficient_follows_the_kl_of_all_processes(tiny_model_dir: Path) -> None:
+    """Beta is updated from the mean over processes (here a stand-in strategy says 0.5 nats per
+    sequence while this process saw 2.0) and their total sequence count, so every rank keeps one beta."""
+    module = ReFTModule(
+        model=str(tiny_model_dir), ppo=PPOArgs(adaptive_kl_target=1.0, adaptive_kl_horizon=100)
+    )
+    reduced: list[float] = []
+
+    def reduce(tensor: torch.Tensor, reduce_op: str) -> torch.Tensor:
+        assert reduce_op == "mean"
+        reduced.append(float(tensor))
+        return torch.tensor(0.5, dtype=torch.float64)
+
+    module._trainer = SimpleNamespace(strategy=SimpleNamespace(reduce=reduce), world_size=2)  # type: ignore[assignment]
+    module._update_kl_coefficient(torch.tensor([1.0, 2.0, 3.0, 2.0]))
+    assert reduced == [2.0]
+    # e = clip(0.5 / 1 - 1, -0.2, 0.2) = -0.2 over 4 x 2 sequences: 0.05 * (1 - 0.2 * 8 / 100)
+    assert math.isclose(module.kl_controller.value, 0.05 * (1 - 0.2 * 8 / 100))
