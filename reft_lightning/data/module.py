@@ -20,7 +20,7 @@ from transformers import PreTrainedTokenizerBase
 from reft_lightning.data.collate import collate_eval, collate_prompts, collate_sft
 from reft_lightning.data.example import MathExample
 from reft_lightning.data.formats import CotFormat, CotFormatName
-from reft_lightning.data.sampler import resumable_train_loader
+from reft_lightning.data.sampler import eval_loader, resumable_train_loader
 from reft_lightning.data.tokenize import tokenize_examples
 from reft_lightning.models.loading import load_tokenizer
 
@@ -161,12 +161,12 @@ class MathDataModule(L.LightningDataModule):
         )
 
     def _eval_loader(self, split: Split) -> DataLoader:
-        return DataLoader(
+        return eval_loader(
             self._tokenized[split],
-            batch_size=self.eval_batch_size,
-            shuffle=False,
-            collate_fn=partial(collate_eval, pad_id=self.tokenizer.pad_token_id),
-            num_workers=self.num_workers,
+            self.eval_batch_size,
+            self.trainer,
+            partial(collate_eval, pad_id=self.tokenizer.pad_token_id),
+            self.num_workers,
         )
 
     def val_dataloader(self) -> DataLoader:

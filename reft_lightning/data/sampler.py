@@ -1,4 +1,5 @@
-"""A shuffling, sharding sampler that resumes exactly in the middle of an epoch."""
+"""Samplers for several processes: a shuffling, sharding training sampler that resumes exactly in
+the middle of an epoch, and an evaluation sampler that gives every question to exactly one process."""
 
 from __future__ import annotations
 
@@ -36,6 +37,40 @@ class ResumableSampler(DistributedSampler):
         indices = list(super().__iter__())
         skip = self.samples_done() if self.samples_done is not None else 0
         return iter(indices[skip:] if skip < len(indices) else indices)
+
+
+class EvalShardSampler(DistributedSampler):
+    """Rank ``r`` of ``W`` takes items ``r, r + W, r + 2W, ...`` in order: every item exactly once.
+
+    Unlike ``DistributedSampler`` it never pads the last shard with repeated items (which would
+    count those questions twice in accuracy, pass@k and predictions); shards differ in length by
+    at most one. Evaluation has no per-batch collective, so uneven shards are safe. Lightning
+    leaves a ``DistributedSampler`` in place.
+    """
+
+    def __init__(self, dataset: Sized, num_replicas: int, rank: int) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False, drop_last=False)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.rank, len(self.dataset), self.num_replicas))
+
+    def __len__(self) -> int:
+        return len(range(self.rank, len(self.dataset), self.num_replicas))
+
+
+def eval_loader(
+    dataset: Sized,
+    batch_size: int,
+    trainer: Trainer | None,
+    collate_fn: Callable[[list[Any]], Any],
+    num_workers: int = 0,
+) -> DataLoader:
+    """An evaluation loader in dataset order, each item on exactly one of the trainer's processes."""
+    world, rank = (1, 0) if trainer is None else (trainer.world_size, trainer.global_rank)
+    sampler = EvalShardSampler(dataset, num_replicas=world, rank=rank)
+    return DataLoader(
+        dataset, batch_size=batch_size, sampler=sampler, collate_fn=collate_fn, num_workers=num_workers
+    )
 
 
 def resumable_train_loader(

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from reft_lightning.data.sampler import ResumableSampler
+from reft_lightning.data.sampler import EvalShardSampler, ResumableSampler
 from reft_lightning.generation import response_mask
 from reft_lightning.stages.optim import OptimizerArgs, lr_factor
 
@@ -33,6 +33,16 @@ def test_sampler_shards_are_disjoint_and_epoch_dependent() -> None:
     first = list(sampler)
     sampler.set_epoch(1)
     assert list(sampler) != first
+
+
+@pytest.mark.parametrize(("items", "world"), [(5, 2), (7, 3), (2, 3), (6, 2), (0, 2)])
+def test_eval_shards_hold_every_item_exactly_once(items: int, world: int) -> None:
+    dataset = list(range(items))
+    shards = [list(EvalShardSampler(dataset, num_replicas=world, rank=r)) for r in range(world)]
+    assert sorted(i for shard in shards for i in shard) == dataset, "no item missing, none repeated"
+    assert [len(EvalShardSampler(dataset, world, r)) for r in range(world)] == [len(s) for s in shards]
+    assert max(map(len, shards)) - min(map(len, shards)) <= 1
+    assert shards[0][:2] == dataset[: world * 2 : world], "rank 0 takes 0, W, 2W, ..."
 
 
 def test_linear_schedule_with_warmup_by_hand() -> None:
