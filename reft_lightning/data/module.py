@@ -67,8 +67,10 @@ class MathDataModule(L.LightningDataModule):
         num_workers: DataLoader worker processes.
         cache_dir: where tokenised splits are cached; ``None`` tokenises in memory every run.
         tokenizer: tokenizer name or path; ``None`` takes the LightningModule's ``tokenizer``.
-        train_batches: ``sft`` (prompt + target, for SFT) or ``prompts`` (left-padded training
-            questions, for RL rollouts: the ReFT stage needs this).
+        train_batches: ``None``: what the stage trains on, which it sets when fitting starts
+            (SFT: ``sft``, prompt + target; ReFT: ``prompts``, left-padded questions for
+            rollouts). Set it only to use the data module without a stage (``None`` then gives
+            ``sft``).
         predict_split: the split ``reft predict`` answers (``train`` to sample training questions).
     """
 
@@ -87,7 +89,7 @@ class MathDataModule(L.LightningDataModule):
         num_workers: int = 0,
         cache_dir: str | None = None,
         tokenizer: str | None = None,
-        train_batches: Literal["sft", "prompts"] = "sft",
+        train_batches: Literal["sft", "prompts"] | None = None,
         predict_split: Split = "test",
     ) -> None:
         super().__init__()
@@ -147,7 +149,7 @@ class MathDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         pad_id = self.tokenizer.pad_token_id
-        if self.train_batches == "prompts":
+        if self.train_batches == "prompts":  # None (no stage attached): SFT batches
             columns, collate = ["prompt_ids", "index"], partial(collate_prompts, pad_id=pad_id)
         else:
             columns, collate = ["input_ids", "labels"], partial(collate_sft, pad_id=pad_id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import lightning as L
 import torch
@@ -74,6 +74,22 @@ class LanguageModelStage(L.LightningModule):
         self.eval_metrics = torch.nn.ModuleDict(
             {_metric_key(split, name): MeanMetric() for split in ("val", "test") for name in names}
         )
+
+    train_batches: ClassVar[Literal["sft", "prompts"]] = "sft"
+    """The training batches this stage needs from a ``MathDataModule`` (it sets them when fitting)."""
+
+    def setup(self, stage: str) -> None:
+        """Ask the data module for this stage's training batches (a different explicit choice is an error)."""
+        datamodule = self.trainer.datamodule
+        if stage != "fit" or not hasattr(datamodule, "train_batches"):
+            return
+        if datamodule.train_batches is None:
+            datamodule.train_batches = self.train_batches
+        elif datamodule.train_batches != self.train_batches:
+            raise ValueError(
+                f"{type(self).__name__} trains on {self.train_batches!r} batches, but "
+                f"data.init_args.train_batches is {datamodule.train_batches!r}: remove that key"
+            )
 
     def lm_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Mean token cross-entropy over positions whose label is not ``-100`` (target tokens + EOS)."""

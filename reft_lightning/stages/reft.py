@@ -69,6 +69,9 @@ class ReFTModule(LanguageModelStage):
         sampling_eval: sampled evaluation (pass@k, voting@k) besides greedy; off by default.
     """
 
+    train_batches = "prompts"
+    """ReFT trains on left-padded questions (rollouts), not on gold chains."""
+
     def __init__(
         self,
         model: str,
@@ -337,11 +340,6 @@ class ReFTModule(LanguageModelStage):
         """Policy, value head and (if any) value model parameters: what the optimizer updates."""
         policy, value = self.policy_and_value_parameters()
         return policy + value
-
-    def setup(self, stage: str) -> None:
-        datamodule = self.trainer.datamodule
-        if stage == "fit" and getattr(datamodule, "train_batches", "prompts") != "prompts":
-            raise ValueError("ReFTModule trains on prompts: set data.init_args.train_batches: prompts")
 
     def configure_optimizers(self) -> dict[str, Any]:
         per_device = self.trainer.datamodule.batch_size * self.ppo.num_samples

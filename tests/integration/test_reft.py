@@ -7,6 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import lightning as L
+import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
@@ -33,7 +34,11 @@ def _module(model_dir: Path, value_lr: float | None = None) -> ReFTModule:
 
 def _data() -> SyntheticDataModule:
     return SyntheticDataModule(
-        num_train=16, num_val=4, num_test=4, train_batches="prompts", batch_size=4, eval_batch_size=4
+        num_train=16,
+        num_val=4,
+        num_test=4,
+        batch_size=4,
+        eval_batch_size=4,  # the stage asks for prompts
     )
 
 
@@ -167,3 +172,11 @@ def test_adaptive_kl_coefficient_follows_the_kl_of_all_processes(tiny_model_dir:
     assert reduced == [2.0]
     # e = clip(0.5 / 1 - 1, -0.2, 0.2) = -0.2 over 4 x 2 sequences: 0.05 * (1 - 0.2 * 8 / 100)
     assert math.isclose(module.kl_controller.value, 0.05 * (1 - 0.2 * 8 / 100))
+
+
+def test_reft_refuses_a_data_module_set_to_sft_batches(tiny_model_dir: Path, tmp_path: Path) -> None:
+    data = SyntheticDataModule(num_train=16, num_val=4, num_test=4, train_batches="sft", batch_size=4)
+    with pytest.raises(
+        ValueError, match=r"trains on 'prompts' batches, but data\.init_args\.train_batches is 'sft'"
+    ):
+        _trainer(tmp_path).fit(_module(tiny_model_dir), datamodule=data)
