@@ -16,12 +16,12 @@ IGNORE_INDEX = -100
 
 
 def _pad(rows: Sequence[Sequence[int]], value: int, left: bool) -> torch.Tensor:
-    width = max((len(r) for r in rows), default=0)
-    padded = [
-        ([value] * (width - len(r)) + list(r)) if left else (list(r) + [value] * (width - len(r)))
-        for r in rows
-    ]
-    return torch.tensor(padded, dtype=torch.long).reshape(len(rows), width)
+    """``[len(rows), longest]`` int64, each row padded with ``value`` on the left or the right."""
+    if not rows:
+        return torch.zeros((0, 0), dtype=torch.long)
+    tensors = [torch.tensor(list(r), dtype=torch.long) for r in rows]
+    side = "left" if left else "right"
+    return torch.nn.utils.rnn.pad_sequence(tensors, batch_first=True, padding_value=value, padding_side=side)
 
 
 def collate_sft(features: Sequence[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:
