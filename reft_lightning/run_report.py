@@ -20,6 +20,8 @@ import sys
 import lightning as L
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
+from reft_lightning.callbacks import HFExport
+
 FRACTION_METRICS = ("accuracy", "extracted", "pass@", "voting@")
 """Metric names (after the ``split/`` prefix) starting with these are fractions, printed as %."""
 
@@ -35,7 +37,8 @@ def metric_line(title: str, metrics: dict[str, float], split: str, where: str = 
     """``{title}  {where}:  name value  ...`` for the metrics of ``split`` (``split/name`` keys), sorted."""
     prefix = f"{split}/"
     parts = [format_metric(k[len(prefix) :], v) for k, v in sorted(metrics.items()) if k.startswith(prefix)]
-    return f"{title}  {where}:  " + "  ".join(parts) if where else f"{title}:  " + "  ".join(parts)
+    head = f"{title}  {where}" if where else title
+    return f"{head}:  " + "  ".join(parts)
 
 
 class RunReport(Callback):
@@ -81,9 +84,8 @@ class RunReport(Callback):
                 if callback.last_model_path:
                     lines.append(f"  last checkpoint: {callback.last_model_path}")
         for callback in trainer.callbacks:
-            exported = getattr(callback, "exported", None)
-            if exported:
-                lines += [f"  Hugging Face export: {path}" for path in exported]
+            if isinstance(callback, HFExport):
+                lines += [f"  Hugging Face export: {path}" for path in callback.exported]
         print("\n".join(lines), flush=True)
 
 

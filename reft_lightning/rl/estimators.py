@@ -7,8 +7,8 @@ and whether it needs a group of samples per question (``num_samples >= 2``). Add
 one decorated function::
 
     @register_advantage("reinforce", needs_critic=False, needs_groups=False)
-    def reinforce(batch: AdvantageInputs) -> Tensor:
-        return broadcast_to_tokens(sequence_rewards(batch), batch.mask)
+    def reinforce(batch: AdvantageInputs) -> tuple[Tensor, None]:
+        return broadcast_to_tokens(sequence_rewards(batch), batch.mask), None
 
 Shapes: ``B`` sequences (questions x samples, the samples of a question consecutive), ``T``
 response positions.
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from reft_lightning.rl.advantages import broadcast_to_tokens, group_advantages
+from reft_lightning.rl.advantages import GroupMethod, broadcast_to_tokens, group_advantages
 from reft_lightning.rl.gae import compute_gae
 
 
@@ -51,14 +51,17 @@ class AdvantageInputs:
 
 @dataclass(frozen=True)
 class AdvantageEstimator:
-    """A registered estimator: ``estimate`` returns advantages ``[B, T]`` (before whitening), or
-    ``(advantages, returns)`` with ``[B, T]`` value targets when ``needs_critic``."""
+    """A registered estimator: ``estimate`` returns ``(advantages, returns)``, ``[B, T]`` advantages
+    (before whitening) and ``[B, T]`` value targets, or ``None`` targets without a critic."""
 
     name: str
     needs_critic: bool
     needs_groups: bool
-    estimate: Callable[[AdvantageInputs], Tensor | tuple[Tensor, Tensor]]
+    estimate: Estimate
 
+
+Estimate = Callable[[AdvantageInputs], tuple[Tensor, Tensor | None]]
+"""An estimator function: batch -> (advantages, returns or None)."""
 
 ADVANTAGE_ESTIMATORS: dict[str, AdvantageEstimator] = {}
 """Registered estimators by name."""
@@ -66,10 +69,10 @@ ADVANTAGE_ESTIMATORS: dict[str, AdvantageEstimator] = {}
 
 def register_advantage(
     name: str, *, needs_critic: bool, needs_groups: bool
-) -> Callable[[Callable[[AdvantageInputs], Tensor | tuple[Tensor, Tensor]]], AdvantageEstimator]:
+) -> Callable[[Estimate], AdvantageEstimator]:
     """Decorator registering an estimator under ``name`` (an error if the name is taken)."""
 
-    def register(function: Callable[[AdvantageInputs], Tensor | tuple[Tensor, Tensor]]) -> AdvantageEstimator:
+    def register(function: Estimate) -> AdvantageEstimator:
         if name in ADVANTAGE_ESTIMATORS:
             raise ValueError(f"an advantage estimator named {name!r} is already registered")
         estimator = AdvantageEstimator(name, needs_critic, needs_groups, function)
@@ -100,15 +103,18 @@ def gae(batch: AdvantageInputs) -> tuple[Tensor, Tensor]:
     return compute_gae(batch.rewards, batch.values, batch.mask, batch.gamma, batch.lam)
 
 
+def _group_baseline(batch: AdvantageInputs, method: GroupMethod) -> tuple[Tensor, None]:
+    grouped = group_advantages(sequence_rewards(batch).view(-1, batch.group_size), method=method)
+    return broadcast_to_tokens(grouped.reshape(-1), batch.mask), None
+
+
 @register_advantage("grpo", needs_critic=False, needs_groups=True)
-def grpo(batch: AdvantageInputs) -> Tensor:
+def grpo(batch: AdvantageInputs) -> tuple[Tensor, None]:
     """Group-normalised sequence rewards (DeepSeekMath), on every response token."""
-    grouped = group_advantages(sequence_rewards(batch).view(-1, batch.group_size), method="grpo")
-    return broadcast_to_tokens(grouped.reshape(-1), batch.mask)
+    return _group_baseline(batch, "grpo")
 
 
 @register_advantage("rloo", needs_critic=False, needs_groups=True)
-def rloo(batch: AdvantageInputs) -> Tensor:
+def rloo(batch: AdvantageInputs) -> tuple[Tensor, None]:
     """Sequence reward minus the leave-one-out mean of its group (Kool et al. 2019), on every token."""
-    grouped = group_advantages(sequence_rewards(batch).view(-1, batch.group_size), method="rloo")
-    return broadcast_to_tokens(grouped.reshape(-1), batch.mask)
+    return _group_baseline(batch, "rloo")

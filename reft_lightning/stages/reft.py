@@ -203,7 +203,7 @@ class ReFTModule(LanguageModelStage):
         logits = logits / self.rollout_args.temperature
         logp = token_logprobs(logits, response_ids)
         if self.value_head is None:  # no critic: values are never used
-            return logp, torch.zeros_like(logp).detach(), logits
+            return logp, torch.zeros_like(logp), logits
         if self.value_model is not None:
             _, hidden = response_forward(self.value_model, sequences, attention, length)
         elif detach_value_input:
@@ -234,15 +234,14 @@ class ReFTModule(LanguageModelStage):
         statistics, and the others get advantage 0 (the returns, value targets, keep every sequence).
         Keeps the raw (pre-whitening) advantage and return statistics for logging.
         """
-        estimated = self.estimator.estimate(
+        advantages, returns = self.estimator.estimate(
             AdvantageInputs(
                 rewards, values if self.estimator.needs_critic else None, mask, scores, kl,
                 self.kl_controller.value, self.ppo.num_samples, self.ppo.gamma, self.ppo.lam,
             )
         )  # fmt: skip
-        advantages, returns = (
-            estimated if isinstance(estimated, tuple) else (estimated, torch.zeros_like(values))
-        )
+        if returns is None:  # no critic: no value targets
+            returns = torch.zeros_like(values)
         self._advantage_stats = {
             "train/advantage_mean": float(masked_mean(advantages, mask)),
             "train/advantage_std": float(masked_var(advantages, mask).sqrt()),
