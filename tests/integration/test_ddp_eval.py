@@ -6,13 +6,11 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from reft_lightning.data.datasets import SyntheticDataModule
 from tests.conftest import REPO
+from tests.integration.cli_process import run_reft_ok
 
 SPLITS = ["--data.init_args.num_train=8", "--data.init_args.num_val=5", "--data.init_args.num_test=4"]
 
@@ -22,17 +20,14 @@ def test_validation_on_two_processes_counts_each_question_once(tiny_model_dir: P
     reward = json.dumps({"class_path": "tests.integration.one_question_reward.OneQuestionReward",
                          "init_args": {"question_id": first}})  # fmt: skip
     run = tmp_path / "validate"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    command = [
-        sys.executable, "-m", "reft_lightning.cli", "validate",
+    run_reft_ok(
+        "validate",
         f"--config={REPO / 'configs' / 'demo' / 'sft_synthetic.yaml'}",
         f"--trainer.default_root_dir={run}", "--trainer.devices=2", "--trainer.strategy=ddp",
         "--trainer.enable_progress_bar=false", f"--model.init_args.model={tiny_model_dir}",
         "--model.init_args.eval_generation.max_new_tokens=4", f"--model.init_args.reward={reward}",
         *SPLITS, "--data.init_args.eval_batch_size=2",
-    ]  # fmt: skip
-    result = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    )  # fmt: skip
     (metrics,) = run.glob("csv/version_*/metrics.csv")
     (row,) = [r for r in csv.DictReader(metrics.open()) if r.get("val/accuracy")]
     accuracy = float(row["val/accuracy"])

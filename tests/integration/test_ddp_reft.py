@@ -5,15 +5,13 @@ metrics are means over both processes, so every rank logs the same values."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.conftest import REPO
+from tests.integration.cli_process import run_reft_ok
 
 
 def _config(tmp_path: Path, model_dir: Path, probe: Path, ppo: dict[str, object]) -> Path:
@@ -24,7 +22,7 @@ def _config(tmp_path: Path, model_dir: Path, probe: Path, ppo: dict[str, object]
     )  # fmt: skip
     config["trainer"]["callbacks"] = [
         {
-            "class_path": "tests.integration.metric_probe.RecordMetrics",
+            "class_path": "tests.integration.probes.RecordMetrics",
             "init_args": {"out": str(probe), "names": ["train/entropy", "train/response_length"]},
         },
     ]
@@ -44,12 +42,8 @@ def test_reft_trains_under_ddp_and_logs_means_over_processes(
     tiny_model_dir: Path, tmp_path: Path, ppo: dict[str, object]
 ) -> None:
     probe = tmp_path / "probe"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     config = _config(tmp_path, tiny_model_dir, probe, ppo)
-    command = [sys.executable, "-m", "reft_lightning.cli", "fit", f"--config={config}",
-               f"--trainer.default_root_dir={tmp_path / 'run'}"]  # fmt: skip
-    result = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_reft_ok("fit", f"--config={config}", f"--trainer.default_root_dir={tmp_path / 'run'}")
     rank0, rank1 = (json.loads((probe / f"rank{r}.json").read_text()) for r in (0, 1))
     assert set(rank0) == set(rank1) == {"1", "2", "3"}
     assert rank0 == rank1, "each rank logged its own means, not the mean over processes"

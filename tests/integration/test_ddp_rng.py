@@ -4,15 +4,13 @@ rank's own states (a checkpoint holds all of them), so every rank continues as i
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import torch
 import yaml
 
 from tests.conftest import REPO
+from tests.integration.cli_process import run_reft_ok
 
 
 def _config(tmp_path: Path, model_dir: Path, probe: Path) -> Path:
@@ -26,7 +24,7 @@ def _config(tmp_path: Path, model_dir: Path, probe: Path) -> Path:
             "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
             "init_args": {"every_n_train_steps": 2, "save_top_k": -1, "filename": "{step}"},
         },
-        {"class_path": "tests.integration.rng_probe.RecordRNG", "init_args": {"out": str(probe)}},
+        {"class_path": "tests.integration.probes.RecordRNG", "init_args": {"out": str(probe)}},
     ]
     config["model"]["init_args"]["model"] = str(model_dir)
     config["data"]["init_args"].update(num_train=32, num_val=4, num_test=4, batch_size=4, eval_batch_size=4)
@@ -36,11 +34,7 @@ def _config(tmp_path: Path, model_dir: Path, probe: Path) -> Path:
 
 
 def _fit(config: Path, run_dir: Path, *extra: str) -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "reft_lightning.cli", "fit", f"--config={config}",
-               f"--trainer.default_root_dir={run_dir}", *extra]  # fmt: skip
-    result = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_reft_ok("fit", f"--config={config}", f"--trainer.default_root_dir={run_dir}", *extra)
 
 
 def _digests(probe: Path) -> list[dict[str, str]]:

@@ -73,9 +73,9 @@ def test_a_registered_estimator_trains_by_name(tiny_model_dir: Path, tmp_path: P
     calls: list[int] = []
 
     @register_advantage("test_reinforce_stage", needs_critic=False, needs_groups=False)
-    def _reinforce(batch: AdvantageInputs) -> torch.Tensor:
+    def _reinforce(batch: AdvantageInputs) -> tuple[torch.Tensor, None]:
         calls.append(batch.mask.shape[0])
-        return broadcast_to_tokens(sequence_rewards(batch), batch.mask)
+        return broadcast_to_tokens(sequence_rewards(batch), batch.mask), None
 
     try:
         module, _, _, _ = _fit(tiny_model_dir, tmp_path, PPOArgs(advantage="test_reinforce_stage"), 2)

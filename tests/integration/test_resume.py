@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import torch
@@ -13,6 +11,7 @@ import yaml
 from safetensors.torch import load_file
 
 from tests.conftest import REPO
+from tests.integration.cli_process import run_reft
 
 STEPS_PER_EPOCH = 6  # 48 training problems / batch 8
 
@@ -42,10 +41,7 @@ def _config(tmp_path: Path, model_dir: Path, kill_at: int | None) -> Path:
 
 
 def _fit(config: Path, run_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    command = [sys.executable, "-m", "reft_lightning.cli", "fit", f"--config={config}",
-               f"--trainer.default_root_dir={run_dir}", *extra]  # fmt: skip
-    return subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    return run_reft("fit", f"--config={config}", f"--trainer.default_root_dir={run_dir}", *extra)
 
 
 def test_killed_run_resumed_from_last_matches_uninterrupted(tiny_model_dir: Path, tmp_path: Path) -> None:

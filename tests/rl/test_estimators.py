@@ -52,9 +52,10 @@ def test_rloo_and_grpo_by_hand() -> None:
     # sequence rewards: scores - 0.5 * 0.25 * response length = [1 - 0.25, 0 - 0.125, 0.1 - 0.375, 0.1 - 0.25]
     batch = _batch(kl_coef=0.5)
     torch.testing.assert_close(sequence_rewards(batch), torch.tensor([0.75, -0.125, -0.275, -0.15]))
-    rloo = advantage_estimator("rloo").estimate(batch)  # minus the other sample of the pair
+    rloo, no_returns = advantage_estimator("rloo").estimate(batch)  # minus the other sample of the pair
     torch.testing.assert_close(rloo, broadcast_to_tokens(torch.tensor([0.875, -0.875, -0.125, 0.125]), MASK))
-    grpo = advantage_estimator("grpo").estimate(batch)  # pair mean removed, / unbiased std of the pair
+    assert no_returns is None
+    grpo, _ = advantage_estimator("grpo").estimate(batch)  # pair mean removed, / unbiased std of the pair
     std_a, std_b = 0.875 / 2**0.5, 0.125 / 2**0.5
     expected = torch.tensor(
         [0.4375 / (std_a + 1e-4), -0.4375 / (std_a + 1e-4), -0.0625 / (std_b + 1e-4), 0.0625 / (std_b + 1e-4)]
@@ -65,8 +66,8 @@ def test_rloo_and_grpo_by_hand() -> None:
 @pytest.fixture
 def reinforce() -> Iterator[str]:
     @register_advantage("test_reinforce", needs_critic=False, needs_groups=False)
-    def _reinforce(batch: AdvantageInputs) -> torch.Tensor:
-        return broadcast_to_tokens(sequence_rewards(batch), batch.mask)
+    def _reinforce(batch: AdvantageInputs) -> tuple[torch.Tensor, None]:
+        return broadcast_to_tokens(sequence_rewards(batch), batch.mask), None
 
     yield "test_reinforce"
     del ADVANTAGE_ESTIMATORS["test_reinforce"]
@@ -75,7 +76,9 @@ def reinforce() -> Iterator[str]:
 def test_a_new_estimator_is_one_decorated_function(reinforce: str) -> None:
     estimator = advantage_estimator(reinforce)
     torch.testing.assert_close(
-        estimator.estimate(_batch()), broadcast_to_tokens(torch.tensor([1.0, 0.0, 0.1, 0.1]), MASK)
+        estimator.estimate(_batch())[0], broadcast_to_tokens(torch.tensor([1.0, 0.0, 0.1, 0.1]), MASK)
     )
     with pytest.raises(ValueError, match="already registered"):
-        register_advantage(reinforce, needs_critic=False, needs_groups=False)(lambda batch: batch.scores)
+        register_advantage(reinforce, needs_critic=False, needs_groups=False)(
+            lambda batch: (batch.scores, None)
+        )
