@@ -51,6 +51,14 @@ def _require_last_checkpoint(callbacks: list[Namespace]) -> None:
         raise SystemExit(f"--ckpt_path last: no last.ckpt to resume from (searched: {searched})")
 
 
+def _share_tokenizer(model: Namespace, data: Namespace) -> None:
+    """The data module tokenises with the model's tokenizer unless its config names one."""
+    model_args, data_args = model.get("init_args"), data.get("init_args")
+    if model_args is None or data_args is None or data_args.get("tokenizer", "absent") is not None:
+        return
+    data_args.tokenizer = model_args.get("tokenizer") or model_args.get("model")
+
+
 def _stream_predictions(config: Namespace, callbacks: list[Namespace]) -> None:
     """``reft predict``: write records to JSONL as they come (``PredictionWriter``), keep none in memory."""
     if not any(_is(c, "PredictionWriter") for c in callbacks):
@@ -82,6 +90,7 @@ class ReftCLI(LightningCLI):
         for callback in callbacks:
             if _is(callback, "ModelCheckpoint") and callback.init_args.dirpath is None:
                 callback.init_args.dirpath = str(Path(trainer.default_root_dir) / "checkpoints")
+        _share_tokenizer(config.model, config.data)
         if self.subcommand == "predict":
             _stream_predictions(config, callbacks)
         trainer.callbacks = callbacks

@@ -11,6 +11,8 @@ from typing import Any
 
 import torch
 
+from reft_lightning.data.example import MathExample
+
 IGNORE_INDEX = -100
 """Label value that cross-entropy ignores (prompt and padding positions)."""
 
@@ -38,23 +40,28 @@ def collate_sft(features: Sequence[dict[str, Any]], pad_id: int) -> dict[str, to
     }
 
 
-def collate_prompts(features: Sequence[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:
+def collate_prompts(
+    features: Sequence[dict[str, Any]], pad_id: int, examples: Sequence[MathExample]
+) -> dict[str, Any]:
     """Left-pad prompts so that generation continues every row at the same position.
 
-    Returns ``prompt_ids`` [B, P], ``prompt_mask`` [B, P] (1 on real tokens) and ``index`` [B], the
-    position of each example in its split (to look up the gold answer).
+    ``examples`` is the split the features were tokenised from (a feature's ``index`` is its
+    position there). Returns ``prompt_ids`` [B, P], ``prompt_mask`` [B, P] (1 on real tokens) and
+    ``examples``, the list of the B rows' :class:`MathExample` (gold answers travel with the batch).
     """
     prompts = [f["prompt_ids"] for f in features]
     return {
         "prompt_ids": _pad(prompts, pad_id, left=True),
         "prompt_mask": _pad([[1] * len(r) for r in prompts], 0, left=True),
-        "index": torch.tensor([f["index"] for f in features], dtype=torch.long),
+        "examples": [examples[f["index"]] for f in features],
     }
 
 
-def collate_eval(features: Sequence[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:
+def collate_eval(
+    features: Sequence[dict[str, Any]], pad_id: int, examples: Sequence[MathExample]
+) -> dict[str, Any]:
     """Prompt batch for generation, plus the SFT tensors when every example has a gold target."""
-    batch = collate_prompts(features, pad_id)
+    batch = collate_prompts(features, pad_id, examples)
     if all(f["input_ids"] for f in features):
         batch.update(collate_sft(features, pad_id))
     return batch

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
 from reft_lightning.data.collate import collate_sft
-from reft_lightning.data.module import resolve_tokenizer
+from reft_lightning.data.module import named_tokenizer
 from reft_lightning.data.sampler import resumable_train_loader
 from reft_lightning.data.synthetic import Difficulty, arithmetic_chain_corpus
 
@@ -37,7 +37,7 @@ class ArithmeticCorpusDataModule(L.LightningDataModule):
         seed: generator seed (validation uses ``seed + 1``).
         difficulty: number ranges and operations, shared with the word-problem generator.
         shuffle_seed: seed of the per-epoch shuffle.
-        tokenizer: tokenizer name or path; ``None`` takes the LightningModule's.
+        tokenizer: tokenizer name or path, the model's (``reft`` sets it from the model when unset).
     """
 
     def __init__(
@@ -63,9 +63,9 @@ class ArithmeticCorpusDataModule(L.LightningDataModule):
 
     @property
     def tokenizer(self) -> PreTrainedTokenizerBase:
-        """The tokenizer, resolved once: loaded by name, or the LightningModule's."""
+        """The tokenizer named by ``tokenizer``, loaded once."""
         if self._tokenizer is None:
-            self._tokenizer = resolve_tokenizer(self.tokenizer_name, self.trainer)
+            self._tokenizer = named_tokenizer(self.tokenizer_name)
         return self._tokenizer
 
     def setup(self, stage: str | None = None) -> None:

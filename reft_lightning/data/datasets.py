@@ -11,7 +11,7 @@ from typing import Any
 
 from reft_lightning.data.example import MathExample
 from reft_lightning.data.fetch import resolve_source
-from reft_lightning.data.module import MathDataModule
+from reft_lightning.data.module import MathDataModule, source_key
 from reft_lightning.data.sources import read_examples, read_hf_dataset, read_records
 from reft_lightning.data.synthetic import Difficulty, generate_problems
 
@@ -36,10 +36,14 @@ class FileDataModule(MathDataModule):
         super().__init__(**kwargs)
         self.train_file, self.test_file, self.val_file, self.kind = train_file, test_file, val_file, kind
 
-    def load_splits(self) -> dict[str, list[MathExample]]:
+    def sources(self) -> dict[str, str]:
         files = {"train": self.train_file, "test": self.test_file, "val": self.val_file}
+        return {split: f for split, f in files.items() if f is not None}
+
+    def load_splits(self) -> dict[str, list[MathExample]]:
         return {
-            split: read_examples(resolve_source(f), self.kind) for split, f in files.items() if f is not None
+            split: read_examples(resolve_source(f, source_key(split)), self.kind)
+            for split, f in self.sources().items()
         }
 
 
@@ -138,8 +142,16 @@ class RecordsDataModule(MathDataModule):
                 split: read_hf_dataset(self.hf_name, name, config=self.hf_config, **self.fields)
                 for split, name in self.hf_splits.items()
             }
-        files = {"train": self.train_file, "test": self.test_file}
-        return {split: read_records(resolve_source(f), **self.fields) for split, f in files.items()}
+        return {
+            split: read_records(resolve_source(f, source_key(split)), **self.fields)
+            for split, f in self.sources().items()
+        }
+
+    def sources(self) -> dict[str, str]:
+        if self.hf_name is not None:
+            return {}
+        assert self.train_file is not None and self.test_file is not None
+        return {"train": self.train_file, "test": self.test_file}
 
 
 class SyntheticDataModule(MathDataModule):

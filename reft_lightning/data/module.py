@@ -19,6 +19,7 @@ from transformers import PreTrainedTokenizerBase
 
 from reft_lightning.data.collate import collate_eval, collate_prompts, collate_sft
 from reft_lightning.data.example import MathExample
+from reft_lightning.data.fetch import is_url, resolve_source
 from reft_lightning.data.formats import CotFormat, CotFormatName
 from reft_lightning.data.sampler import eval_loader, resumable_train_loader
 from reft_lightning.data.tokenize import tokenize_examples
@@ -40,13 +41,19 @@ def hold_out(
     return [e for i, e in enumerate(examples) if i not in held], [examples[i] for i in sorted(held)]
 
 
-def resolve_tokenizer(name: str | None, trainer: L.Trainer | None) -> PreTrainedTokenizerBase:
-    """Load the tokenizer ``name``, or take the attached LightningModule's ``tokenizer`` if ``None``."""
-    if name is not None:
-        return load_tokenizer(name)
-    if trainer is not None and hasattr(trainer.lightning_module, "tokenizer"):
-        return trainer.lightning_module.tokenizer
-    raise RuntimeError("no tokenizer: set data.tokenizer, or attach the data module to a Trainer")
+def source_key(split: str) -> str:
+    """The config field of ``split``'s data file, as errors name it."""
+    return f"data.init_args.{split}_file"
+
+
+def named_tokenizer(name: str | None) -> PreTrainedTokenizerBase:
+    """Load the data module's tokenizer ``name``; the ``reft`` CLI sets it to the model's."""
+    if name is None:
+        raise ValueError(
+            "data.init_args.tokenizer is not set: name the model's tokenizer (the `reft` command "
+            "fills it in from model.init_args.tokenizer, or else model.init_args.model)"
+        )
+    return load_tokenizer(name)
 
 
 class MathDataModule(L.LightningDataModule):
@@ -66,7 +73,7 @@ class MathDataModule(L.LightningDataModule):
         shuffle_seed: seed of the per-epoch shuffle of the training set.
         num_workers: DataLoader worker processes.
         cache_dir: where tokenised splits are cached; ``None`` tokenises in memory every run.
-        tokenizer: tokenizer name or path; ``None`` takes the LightningModule's ``tokenizer``.
+        tokenizer: tokenizer name or path, the model's (``reft`` sets it from the model when unset).
         train_batches: ``None``: what the stage trains on, which it sets when fitting starts
             (SFT: ``sft``, prompt + target; ReFT: ``prompts``, left-padded questions for
             rollouts). Set it only to use the data module without a stage (``None`` then gives
@@ -116,11 +123,21 @@ class MathDataModule(L.LightningDataModule):
     def load_splits(self) -> dict[str, list[MathExample]]:
         """Return ``{"train": [...], "test": [...]}`` and optionally ``"val"``."""
 
+    def sources(self) -> dict[str, str]:
+        """The data files this module reads, by split: local paths or URLs (none by default)."""
+        return {}
+
+    def prepare_data(self) -> None:
+        """Download URL sources into the cache, on one process per node before any ``setup``."""
+        for split, source in self.sources().items():
+            if is_url(source):
+                resolve_source(source, source_key(split))
+
     @property
     def tokenizer(self) -> PreTrainedTokenizerBase:
-        """The tokenizer: loaded by name, or the LightningModule's when none is configured."""
+        """The tokenizer named by ``tokenizer``, loaded once."""
         if self._tokenizer is None:
-            self._tokenizer = resolve_tokenizer(self.tokenizer_name, self.trainer)
+            self._tokenizer = named_tokenizer(self.tokenizer_name)
         return self._tokenizer
 
     def setup(self, stage: str | None = None) -> None:
@@ -150,7 +167,11 @@ class MathDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         pad_id = self.tokenizer.pad_token_id
         if self.train_batches == "prompts":  # None (no stage attached): SFT batches
-            columns, collate = ["prompt_ids", "index"], partial(collate_prompts, pad_id=pad_id)
+            examples = self.examples["train"]
+            columns, collate = (
+                ["prompt_ids", "index"],
+                partial(collate_prompts, pad_id=pad_id, examples=examples),
+            )
         else:
             columns, collate = ["input_ids", "labels"], partial(collate_sft, pad_id=pad_id)
         return resumable_train_loader(
@@ -167,7 +188,7 @@ class MathDataModule(L.LightningDataModule):
             self._tokenized[split],
             self.eval_batch_size,
             self.trainer,
-            partial(collate_eval, pad_id=self.tokenizer.pad_token_id),
+            partial(collate_eval, pad_id=self.tokenizer.pad_token_id, examples=self.examples[split]),
             self.num_workers,
         )
 

@@ -97,12 +97,16 @@ class LanguageModelStage(L.LightningModule):
             input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]
         ).loss
 
-    def _examples(self, batch: dict[str, torch.Tensor], split: str) -> list[MathExample]:
-        table = self.trainer.datamodule.examples[split]
-        return [table[i] for i in batch["index"].tolist()]
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        """Move the tensors; a prompt batch's ``examples`` (gold answers, host objects) stay as they are."""
+        if not (isinstance(batch, dict) and "examples" in batch):
+            return super().transfer_batch_to_device(batch, device, dataloader_idx)
+        tensors = {key: value for key, value in batch.items() if key != "examples"}
+        moved = super().transfer_batch_to_device(tensors, device, dataloader_idx)
+        return {**moved, "examples": batch["examples"]}
 
     def answer_batch(
-        self, batch: dict[str, torch.Tensor], split: str, batch_idx: int
+        self, batch: dict[str, Any], split: str, batch_idx: int
     ) -> tuple[list[dict[str, Any]], dict[str, float]]:
         """Answer every question of a prompt batch greedily (and by sampling, if enabled).
 
@@ -111,7 +115,7 @@ class LanguageModelStage(L.LightningModule):
         the same fields) and the question's estimates (``pass@k``, ``voting@k``); and the reward's
         own metrics of the greedy answers.
         """
-        examples = self._examples(batch, split)
+        examples: list[MathExample] = batch["examples"]
         ids, mask = batch["prompt_ids"], batch["prompt_mask"]
         greedy = self.engine.generate(ids, mask, self.eval_generation)
         scored = self.reward(greedy.texts, examples)
@@ -136,7 +140,7 @@ class LanguageModelStage(L.LightningModule):
             record.update(question.estimates)
         return records, scored.metrics
 
-    def _evaluate(self, batch: dict[str, torch.Tensor], split: str, batch_idx: int) -> None:
+    def _evaluate(self, batch: dict[str, Any], split: str, batch_idx: int) -> None:
         batch_size = batch["prompt_ids"].shape[0] if "prompt_ids" in batch else batch["input_ids"].shape[0]
         if "labels" in batch:
             self.log(f"{split}/loss", self.lm_loss(batch), sync_dist=True, batch_size=batch_size)
@@ -155,13 +159,13 @@ class LanguageModelStage(L.LightningModule):
         for name, value in reward_metrics.items():
             self.log(f"{split}/reward_{name}", float(value), sync_dist=True, batch_size=batch_size)
 
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._evaluate(batch, "val", batch_idx)
 
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._evaluate(batch, "test", batch_idx)
 
-    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> list[dict[str, Any]]:
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
         """Records of :meth:`answer_batch` for the data module's ``predict_split`` (default test)."""
         split = getattr(self.trainer.datamodule, "predict_split", "test")
         return self.answer_batch(batch, split, batch_idx)[0]

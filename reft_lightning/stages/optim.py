@@ -31,7 +31,11 @@ class OptimizerArgs:
 
 
 def lr_factor(step: int, total_steps: int, args: OptimizerArgs) -> float:
-    """Multiplier of the peak lr at optimizer step ``step`` (0-based) of ``total_steps``."""
+    """Multiplier of the peak lr at optimizer step ``step`` (0-based) of ``total_steps``.
+
+    Ours, not ``transformers.get_scheduler``: that warm-up gives step 0 a zero lr and its linear
+    decay has no floor; this one is what every published run in docs/results used.
+    """
     warmup = int(args.warmup_ratio * total_steps)
     if step < warmup:
         return (step + 1) / warmup

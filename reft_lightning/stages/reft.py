@@ -130,10 +130,10 @@ class ReFTModule(LanguageModelStage):
 
     # ------------------------------------------------------------------ the PPO iteration
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         started = time.perf_counter()
         k = self.ppo.num_samples
-        examples = [e for e in self._examples(batch, "train") for _ in range(k)]
+        examples = [e for e in batch["examples"] for _ in range(k)]
         prompt_ids, prompt_mask = (
             batch["prompt_ids"].repeat_interleave(k, 0),
             batch["prompt_mask"].repeat_interleave(k, 0),

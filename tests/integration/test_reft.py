@@ -32,8 +32,9 @@ def _module(model_dir: Path, value_lr: float | None = None) -> ReFTModule:
     )
 
 
-def _data() -> SyntheticDataModule:
+def _data(tiny_model_dir: Path) -> SyntheticDataModule:
     return SyntheticDataModule(
+        tokenizer=str(tiny_model_dir),
         num_train=16,
         num_val=4,
         num_test=4,
@@ -69,7 +70,7 @@ def test_ppo_iterations_update_policy_and_value_but_not_reference(
     module = _module(tiny_model_dir, value_lr=1e-2)
     policy, reference, value = _clone(module.model), _clone(module.reference), _clone(module.value_head)
     trainer = _trainer(tmp_path)
-    trainer.fit(module, _data())
+    trainer.fit(module, _data(tiny_model_dir))
 
     policy_group, value_group = trainer.optimizers[0].param_groups
     assert (policy_group["lr"], value_group["lr"]) == (1e-3, 1e-2)
@@ -96,7 +97,7 @@ def test_resume_from_mid_run_checkpoint_reproduces_the_next_iterations(
     every = ModelCheckpoint(
         dirpath=tmp_path / "ckpt", every_n_train_steps=2 * STEPS_PER_ITERATION, save_top_k=-1
     )
-    _trainer(tmp_path / "straight", [every]).fit(straight, _data())
+    _trainer(tmp_path / "straight", [every]).fit(straight, _data(tiny_model_dir))
     middle = tmp_path / "ckpt" / f"epoch=0-step={2 * STEPS_PER_ITERATION}.ckpt"
     saved = torch.load(middle, map_location="cpu", weights_only=True)
     assert saved["reft_state"]["iterations"] == 2
@@ -106,7 +107,7 @@ def test_resume_from_mid_run_checkpoint_reproduces_the_next_iterations(
 
     L.seed_everything(123)  # a different seed: everything that matters must come from the checkpoint
     resumed = _module(tiny_model_dir)
-    _trainer(tmp_path / "resumed").fit(resumed, _data(), ckpt_path=middle)
+    _trainer(tmp_path / "resumed").fit(resumed, _data(tiny_model_dir), ckpt_path=middle)
 
     assert resumed.iterations == ITERATIONS
     expected, actual = straight.state_dict(), resumed.state_dict()
@@ -175,7 +176,9 @@ def test_adaptive_kl_coefficient_follows_the_kl_of_all_processes(tiny_model_dir:
 
 
 def test_reft_refuses_a_data_module_set_to_sft_batches(tiny_model_dir: Path, tmp_path: Path) -> None:
-    data = SyntheticDataModule(num_train=16, num_val=4, num_test=4, train_batches="sft", batch_size=4)
+    data = SyntheticDataModule(
+        tokenizer=str(tiny_model_dir), num_train=16, num_val=4, num_test=4, train_batches="sft", batch_size=4
+    )
     with pytest.raises(
         ValueError, match=r"trains on 'prompts' batches, but data\.init_args\.train_batches is 'sft'"
     ):

@@ -53,7 +53,14 @@ def test_ppo_raises_a_dense_toy_reward(tiny_model_dir: Path, tmp_path: Path) -> 
         rollout=SamplingArgs(max_new_tokens=16),
         optimizer=OptimizerArgs(lr=3e-3, schedule="constant", warmup_ratio=0.0),
     )
-    data = SyntheticDataModule(num_train=64, num_val=4, num_test=4, train_batches="prompts", batch_size=16)
+    data = SyntheticDataModule(
+        tokenizer=str(tiny_model_dir),
+        num_train=64,
+        num_val=4,
+        num_test=4,
+        train_batches="prompts",
+        batch_size=16,
+    )
     recorder = ScoreRecorder()
     trainer = L.Trainer(
         accelerator="cpu",

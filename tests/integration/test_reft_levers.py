@@ -108,7 +108,13 @@ def _fit(
         default_root_dir=root,
     )
     data = SyntheticDataModule(
-        num_train=16, num_val=4, num_test=4, train_batches="prompts", batch_size=BATCH, eval_batch_size=4
+        tokenizer=str(model_dir),
+        num_train=16,
+        num_val=4,
+        num_test=4,
+        train_batches="prompts",
+        batch_size=BATCH,
+        eval_batch_size=4,
     )
     trainer.fit(module, data)
     assert module.iterations == iterations

@@ -26,20 +26,23 @@ def test_sft_batch_is_right_padded_and_masks_prompt_and_padding() -> None:
     assert batch["labels"].tolist() == [[-100, -100, 7, 8], [-100, 3, -100, -100]]
 
 
-def test_prompt_batch_is_left_padded_with_indices() -> None:
+SPLIT = [MathExample(id=f"q{i}", question=f"question {i}", answer=str(i)) for i in range(5)]
+
+
+def test_prompt_batch_is_left_padded_and_carries_its_examples() -> None:
     batch = collate_prompts(
-        [{"prompt_ids": [1, 2, 3], "index": 4}, {"prompt_ids": [7], "index": 0}], pad_id=9
+        [{"prompt_ids": [1, 2, 3], "index": 4}, {"prompt_ids": [7], "index": 0}], pad_id=9, examples=SPLIT
     )
     assert batch["prompt_ids"].tolist() == [[1, 2, 3], [9, 9, 7]]
     assert batch["prompt_mask"].tolist() == [[1, 1, 1], [0, 0, 1]]
-    assert batch["index"].tolist() == [4, 0]
+    assert [e.id for e in batch["examples"]] == ["q4", "q0"]
 
 
 def test_eval_batch_has_sft_tensors_only_when_every_example_has_a_target() -> None:
     with_targets = [{"prompt_ids": [1], "index": 0, "input_ids": [1, 2], "labels": [-100, 2]}]
-    assert "labels" in collate_eval(with_targets, pad_id=0)
+    assert "labels" in collate_eval(with_targets, pad_id=0, examples=SPLIT)
     mixed = [*with_targets, {"prompt_ids": [1], "index": 1, "input_ids": [], "labels": []}]
-    assert "labels" not in collate_eval(mixed, pad_id=0)
+    assert "labels" not in collate_eval(mixed, pad_id=0, examples=SPLIT)
 
 
 @pytest.mark.parametrize("cot_format", ["ncot", "pcot"])
