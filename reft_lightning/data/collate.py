@@ -6,7 +6,7 @@ produced by ``data/tokenize.py``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -15,6 +15,26 @@ from reft_lightning.data.example import MathExample
 
 IGNORE_INDEX = -100
 """Label value that cross-entropy ignores (prompt and padding positions)."""
+
+
+class BatchExamples:
+    """The :class:`MathExample` of each row of a batch, in row order.
+
+    A plain container on purpose: Lightning's batch transfer walks lists and dataclasses and would
+    try to rebuild each frozen example; this it leaves as it is (the examples stay on the host).
+    """
+
+    def __init__(self, examples: Sequence[MathExample]) -> None:
+        self._examples = tuple(examples)
+
+    def __len__(self) -> int:
+        return len(self._examples)
+
+    def __iter__(self) -> Iterator[MathExample]:
+        return iter(self._examples)
+
+    def __getitem__(self, row: int) -> MathExample:
+        return self._examples[row]
 
 
 def _pad(rows: Sequence[Sequence[int]], value: int, left: bool) -> torch.Tensor:
@@ -47,13 +67,13 @@ def collate_prompts(
 
     ``examples`` is the split the features were tokenised from (a feature's ``index`` is its
     position there). Returns ``prompt_ids`` [B, P], ``prompt_mask`` [B, P] (1 on real tokens) and
-    ``examples``, the list of the B rows' :class:`MathExample` (gold answers travel with the batch).
+    ``examples``, the B rows' :class:`BatchExamples` (gold answers travel with the batch).
     """
     prompts = [f["prompt_ids"] for f in features]
     return {
         "prompt_ids": _pad(prompts, pad_id, left=True),
         "prompt_mask": _pad([[1] * len(r) for r in prompts], 0, left=True),
-        "examples": [examples[f["index"]] for f in features],
+        "examples": BatchExamples([examples[f["index"]] for f in features]),
     }
 
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+import dataclasses
+from typing import Any, ClassVar, Literal, TypeVar
 
 import lightning as L
 import torch
 from jsonargparse import lazy_instance
 from torchmetrics import MeanMetric
+from transformers import PreTrainedModel
 
-from reft_lightning.data.example import MathExample
 from reft_lightning.evaluation.sampling import SamplingEvalArgs, sample_and_score
 from reft_lightning.generation import GenerationArgs, GenerationEngine, HFGenerationEngine
 from reft_lightning.models.loading import load_causal_lm, load_lightning_weights, load_tokenizer
@@ -21,6 +22,13 @@ from reft_lightning.stages.rng import (
     restore_rng_states,
     seed_process_streams,
 )
+
+ArgsT = TypeVar("ArgsT")
+
+
+def as_args(cls: type[ArgsT], value: ArgsT | dict[str, Any]) -> ArgsT:
+    """``value`` as the dataclass ``cls``; a dict (hyperparameters from a checkpoint) is rebuilt."""
+    return cls(**value) if isinstance(value, dict) else value
 
 
 class LanguageModelStage(L.LightningModule):
@@ -58,15 +66,18 @@ class LanguageModelStage(L.LightningModule):
         sampling_eval: SamplingEvalArgs = SamplingEvalArgs(),
     ) -> None:
         super().__init__()
+        self.save_hyperparameters(ignore=["reward"])  # a reward may hold worker processes
+        for key, value in self.hparams.items():  # checkpoints stay loadable with weights_only=True
+            self.hparams[key] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+        eval_generation = as_args(GenerationArgs, eval_generation)
+        sampling_eval = as_args(SamplingEvalArgs, sampling_eval)
         self.tokenizer = load_tokenizer(tokenizer or model)
-        self.model = load_causal_lm(model, dtype)
-        if init_checkpoint is not None:
-            load_lightning_weights(self.model, init_checkpoint)
-        self.model.train()  # from_pretrained returns eval mode, and Lightning keeps modes as it finds them
-        if gradient_checkpointing:
-            self.model.gradient_checkpointing_enable()
-        self.engine: GenerationEngine = HFGenerationEngine(self.model, self.tokenizer)
-        """Decodes for evaluation and rollouts (a seam for other engines)."""
+        self.model_name, self.dtype_name = model, dtype
+        self.init_checkpoint, self.gradient_checkpointing = init_checkpoint, gradient_checkpointing
+        self.model: PreTrainedModel | None = None
+        """The policy; built by :meth:`configure_model` (Lightning calls it before training or evaluating)."""
+        self.engine: GenerationEngine | None = None
+        """Decodes for evaluation and rollouts (a seam for other engines); built with the model."""
         self.reward = reward
         self.eval_generation = eval_generation
         self.sampling_eval = sampling_eval
@@ -74,6 +85,24 @@ class LanguageModelStage(L.LightningModule):
         self.eval_metrics = torch.nn.ModuleDict(
             {_metric_key(split, name): MeanMetric() for split in ("val", "test") for name in names}
         )
+
+    def configure_model(self) -> None:
+        """Load the policy (and ``init_checkpoint``'s weights) and its generation engine, once.
+
+        Lightning calls this in every ``fit`` / ``validate`` / ``test`` / ``predict`` after
+        ``setup``, inside the strategy's context (where a sharding strategy can build on the meta
+        device); a checkpoint given by ``ckpt_path`` is loaded into what it builds. Code that uses a
+        module outside a Trainer calls it first.
+        """
+        if self.model is not None:
+            return
+        self.model = load_causal_lm(self.model_name, self.dtype_name)
+        if self.init_checkpoint is not None:
+            load_lightning_weights(self.model, self.init_checkpoint)
+        self.model.train()  # from_pretrained returns eval mode, and Lightning keeps modes as it finds them
+        if self.gradient_checkpointing:
+            self.model.gradient_checkpointing_enable()
+        self.engine = HFGenerationEngine(self.model, self.tokenizer)
 
     train_batches: ClassVar[Literal["sft", "prompts"]] = "sft"
     """The training batches this stage needs from a ``MathDataModule`` (it sets them when fitting)."""
@@ -97,14 +126,6 @@ class LanguageModelStage(L.LightningModule):
             input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]
         ).loss
 
-    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
-        """Move the tensors; a prompt batch's ``examples`` (gold answers, host objects) stay as they are."""
-        if not (isinstance(batch, dict) and "examples" in batch):
-            return super().transfer_batch_to_device(batch, device, dataloader_idx)
-        tensors = {key: value for key, value in batch.items() if key != "examples"}
-        moved = super().transfer_batch_to_device(tensors, device, dataloader_idx)
-        return {**moved, "examples": batch["examples"]}
-
     def answer_batch(
         self, batch: dict[str, Any], split: str, batch_idx: int
     ) -> tuple[list[dict[str, Any]], dict[str, float]]:
@@ -115,7 +136,7 @@ class LanguageModelStage(L.LightningModule):
         the same fields) and the question's estimates (``pass@k``, ``voting@k``); and the reward's
         own metrics of the greedy answers.
         """
-        examples: list[MathExample] = batch["examples"]
+        examples = list(batch["examples"])
         ids, mask = batch["prompt_ids"], batch["prompt_mask"]
         greedy = self.engine.generate(ids, mask, self.eval_generation)
         scored = self.reward(greedy.texts, examples)
@@ -184,7 +205,10 @@ class LanguageModelStage(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved = checkpoint.get("rng_states")
-        self._pending_rng_states = None if saved is None else rank_rng_states(saved, self.trainer.global_rank)
+        if saved is None or self._trainer is None:  # load_from_checkpoint: weights only, no run to resume
+            self._pending_rng_states = None
+            return
+        self._pending_rng_states = rank_rng_states(saved, self.trainer.global_rank)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         """Restore a loaded checkpoint's RNG states just before the first resumed step.

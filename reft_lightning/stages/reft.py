@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import torch
 from jsonargparse import lazy_instance
+from transformers import PreTrainedModel
 
 from reft_lightning.evaluation.sampling import SamplingEvalArgs
 from reft_lightning.generation import GenerationArgs, SamplingArgs
@@ -32,7 +33,7 @@ from reft_lightning.rl.gae import masked_mean, masked_var, masked_whiten
 from reft_lightning.rl.kl import AdaptiveKLController, FixedKLController, KLController, kl_estimate
 from reft_lightning.rl.logprobs import masked_entropy, token_logprobs
 from reft_lightning.rl.shaping import shape_rewards
-from reft_lightning.stages.base import LanguageModelStage
+from reft_lightning.stages.base import LanguageModelStage, as_args
 from reft_lightning.stages.optim import OptimizerArgs, build_optimizer
 from reft_lightning.stages.ppo_args import PPOArgs
 from reft_lightning.stages.ppo_step import Rollout, optimise_rollout
@@ -97,26 +98,23 @@ class ReFTModule(LanguageModelStage):
         )  # fmt: skip
         self.automatic_optimization = False
         self.strict_loading = False  # the reference is not in checkpoints; on_load_checkpoint checks the rest
+        ppo = as_args(PPOArgs, ppo)
         self.ppo = ppo
-        self.rollout_args = rollout
-        self.optimizer_args = optimizer
+        self.rollout_args = as_args(SamplingArgs, rollout)
+        self.optimizer_args = as_args(OptimizerArgs, optimizer)
         self.value_lr = value_lr
-        initial_policy = self.model if reference is None else load_causal_lm(reference, dtype)
-        self.reference = copy.deepcopy(initial_policy).eval().requires_grad_(False)
         self.estimator = advantage_estimator(ppo.advantage)
         if value_model is not None and not self.estimator.needs_critic:
             raise ValueError(
                 f"value_model is set, but advantage={ppo.advantage!r} uses no critic: drop value_model "
                 f"or choose an estimator with one (gae)"
             )
-        self.value_model = load_causal_lm(value_model, dtype).train() if value_model is not None else None
-        if self.value_model is not None:
-            _freeze_untied_lm_head(self.value_model)
-        self.value_head = (
-            ValueHead((self.value_model or self.model).config.hidden_size, value_dropout, value_init)
-            if self.estimator.needs_critic
-            else None
-        )  # built only for an estimator that trains a critic, so every parameter gets a gradient (DDP)
+        self.reference_name, self.value_model_name = reference, value_model
+        self.value_dropout, self.value_init = value_dropout, value_init
+        self.reference: PreTrainedModel | None = None
+        """Frozen copy of the starting policy (or ``reference``), built by :meth:`configure_model`."""
+        self.value_model: PreTrainedModel | None = None
+        self.value_head: ValueHead | None = None
         self.kl_controller: KLController = (
             FixedKLController(self.ppo.kl_coef)
             if self.ppo.adaptive_kl_target is None
@@ -127,6 +125,28 @@ class ReFTModule(LanguageModelStage):
         self.iterations = 0
         self._seconds: dict[str, float] = {}
         self._advantage_stats: dict[str, float] = {}
+
+    def configure_model(self) -> None:
+        """The policy (base class), then the frozen reference, the value model and the value head.
+
+        The value head is built only for an estimator that trains a critic, so every parameter
+        gets a gradient (DDP).
+        """
+        if self.reference is not None:
+            return
+        super().configure_model()
+        assert self.model is not None
+        dtype = self.dtype_name
+        initial_policy = (
+            self.model if self.reference_name is None else load_causal_lm(self.reference_name, dtype)
+        )
+        self.reference = copy.deepcopy(initial_policy).eval().requires_grad_(False)
+        if self.value_model_name is not None:
+            self.value_model = load_causal_lm(self.value_model_name, dtype).train()
+            _freeze_untied_lm_head(self.value_model)
+        if self.estimator.needs_critic:
+            hidden_size = (self.value_model or self.model).config.hidden_size
+            self.value_head = ValueHead(hidden_size, self.value_dropout, self.value_init)
 
     # ------------------------------------------------------------------ the PPO iteration
 

@@ -15,7 +15,7 @@ from reft_lightning.evaluation.sampling import SamplingEvalArgs
 from reft_lightning.generation import GenerationArgs
 from reft_lightning.rewards.base import Reward
 from reft_lightning.rewards.correctness import AnswerReward
-from reft_lightning.stages.base import LanguageModelStage
+from reft_lightning.stages.base import LanguageModelStage, as_args
 from reft_lightning.stages.optim import OptimizerArgs, build_optimizer
 
 
@@ -50,7 +50,7 @@ class SFTModule(LanguageModelStage):
             model, tokenizer, dtype, reward, eval_generation, gradient_checkpointing, init_checkpoint,
             sampling_eval,
         )  # fmt: skip
-        self.optimizer_args = optimizer
+        self.optimizer_args = as_args(OptimizerArgs, optimizer)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self.lm_loss(batch)

@@ -23,13 +23,16 @@ STEPS_PER_ITERATION = 2  # ppo_epochs=2, one minibatch per rollout batch
 
 
 def _module(model_dir: Path, value_lr: float | None = None) -> ReFTModule:
-    return ReFTModule(
+    """A ReFT module with its models built (as a Trainer would, before it trains)."""
+    module = ReFTModule(
         model=str(model_dir),
         value_lr=value_lr,
         ppo=PPOArgs(kl_coef=0.05),
         rollout=SamplingArgs(max_new_tokens=12),
         optimizer=OptimizerArgs(lr=1e-3, schedule="constant", warmup_ratio=0.0),
     )
+    module.configure_model()
+    return module
 
 
 def _data(tiny_model_dir: Path) -> SyntheticDataModule:
@@ -127,6 +130,7 @@ def test_start_from_an_sft_lightning_checkpoint_sets_policy_and_reference(
     torch.save({"state_dict": {f"model.{k}": v for k, v in source.model.state_dict().items()}}, checkpoint)
 
     module = ReFTModule(model=str(tiny_model_dir), init_checkpoint=str(checkpoint))
+    module.configure_model()
     for name, tensor in source.model.state_dict().items():
         assert torch.equal(module.model.state_dict()[name], tensor), name
         assert torch.equal(module.reference.state_dict()[name], tensor), name
@@ -136,6 +140,7 @@ def test_start_from_an_sft_lightning_checkpoint_sets_policy_and_reference(
 def test_old_logprobs_are_those_of_the_sampling_distribution_at_any_temperature(tiny_model_dir: Path) -> None:
     """At temperature 0.5 the log-probs PPO uses equal those of ``generate``'s own (warped) scores."""
     module = ReFTModule(model=str(tiny_model_dir), rollout=SamplingArgs(max_new_tokens=8, temperature=0.5))
+    module.configure_model()
     model, tokenizer = module.model.eval(), module.tokenizer
     ids, mask = torch.tensor([[0, 5, 6, 7], [8, 9, 10, 11]]), torch.tensor([[0, 1, 1, 1], [1, 1, 1, 1]])
     ids[0, 0] = tokenizer.pad_token_id
@@ -183,3 +188,28 @@ def test_reft_refuses_a_data_module_set_to_sft_batches(tiny_model_dir: Path, tmp
         ValueError, match=r"trains on 'prompts' batches, but data\.init_args\.train_batches is 'sft'"
     ):
         _trainer(tmp_path).fit(_module(tiny_model_dir), datamodule=data)
+
+
+def test_a_checkpoint_rebuilds_its_module_from_saved_hyperparameters(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """The stage's arguments are saved as plain data (the file loads with ``weights_only=True``)
+    and ``load_from_checkpoint`` rebuilds the same module: settings, models and trained weights."""
+    L.seed_everything(0)
+    trained = _module(tiny_model_dir)
+    _trainer(tmp_path, [ModelCheckpoint(dirpath=tmp_path / "ckpt", filename="last")]).fit(
+        trained, _data(tiny_model_dir)
+    )
+    path = tmp_path / "ckpt" / "last.ckpt"
+
+    saved = torch.load(path, map_location="cpu", weights_only=True)["hyper_parameters"]
+    assert saved["ppo"]["kl_coef"] == 0.05 and saved["rollout"]["max_new_tokens"] == 12
+    assert saved["optimizer"]["lr"] == 1e-3 and "reward" not in saved
+
+    rebuilt = ReFTModule.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+    assert rebuilt.ppo == trained.ppo and rebuilt.rollout_args == trained.rollout_args
+    assert rebuilt.optimizer_args == trained.optimizer_args
+    for name, tensor in trained.model.state_dict().items():
+        assert torch.equal(rebuilt.model.state_dict()[name], tensor), name
+    for name, tensor in trained.value_head.state_dict().items():
+        assert torch.equal(rebuilt.value_head.state_dict()[name], tensor), name

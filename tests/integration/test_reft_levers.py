@@ -88,6 +88,7 @@ def _fit(
         value_lr=1e-2,
         reward=reward or AnswerReward(),
     )
+    module.configure_model()
     initial = {"policy": _clone(module.model)}
     if module.value_head is not None:
         initial["value_head"] = _clone(module.value_head)

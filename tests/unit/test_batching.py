@@ -36,6 +36,7 @@ def test_prompt_batch_is_left_padded_and_carries_its_examples() -> None:
     assert batch["prompt_ids"].tolist() == [[1, 2, 3], [9, 9, 7]]
     assert batch["prompt_mask"].tolist() == [[1, 1, 1], [0, 0, 1]]
     assert [e.id for e in batch["examples"]] == ["q4", "q0"]
+    assert type(batch["examples"]).__name__ == "BatchExamples"
 
 
 def test_eval_batch_has_sft_tensors_only_when_every_example_has_a_target() -> None:
