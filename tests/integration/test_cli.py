@@ -86,7 +86,7 @@ def _printed_model(config: Path, capsys: pytest.CaptureFixture[str]) -> dict[str
 
 
 def test_print_config_resolves_every_shipped_config(capsys: pytest.CaptureFixture[str]) -> None:
-    assert len(SHIPPED_CONFIGS) >= 22
+    assert len(SHIPPED_CONFIGS) >= 21
     for config in SHIPPED_CONFIGS:
         assert _printed_model(config, capsys)["class_path"].startswith("reft_lightning."), config
 
@@ -165,3 +165,18 @@ def test_resume_with_nothing_to_resume_fails_before_training(tmp_path: Path) -> 
                 "--ckpt_path=last",
             ]
         )
+
+
+def test_no_two_shipped_configs_differ_only_in_run_paths() -> None:
+    """Each shipped YAML is a setting of its own, not a copy under another run directory."""
+
+    def setting(config: Path) -> str:
+        loaded = yaml.safe_load(config.read_text())
+        loaded.get("trainer", {}).pop("default_root_dir", None)
+        loaded.get("model", {}).get("init_args", {}).pop("model", None)
+        return yaml.safe_dump(loaded, sort_keys=True)
+
+    by_setting: dict[str, list[str]] = {}
+    for config in SHIPPED_CONFIGS:
+        by_setting.setdefault(setting(config), []).append(config.name)
+    assert [names for names in by_setting.values() if len(names) > 1] == []
