@@ -180,3 +180,23 @@ def test_no_two_shipped_configs_differ_only_in_run_paths() -> None:
     for config in SHIPPED_CONFIGS:
         by_setting.setdefault(setting(config), []).append(config.name)
     assert [names for names in by_setting.values() if len(names) > 1] == []
+
+
+@pytest.mark.parametrize(
+    ("launch", "expected"),
+    [("cpu.yaml", ("cpu", 1, "auto", "32-true")), ("ddp_8gpu.yaml", ("gpu", 8, "ddp", "bf16-mixed"))],
+)
+def test_a_launch_config_after_a_paper_config_sets_only_the_launch(
+    launch: str, expected: tuple[str, int, str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    paper = REPO / "configs" / "reft_gsm8k.yaml"
+    with pytest.raises(SystemExit):
+        main(
+            ["fit", f"--config={paper}", f"--config={REPO / 'configs' / 'launch' / launch}", "--print_config"]
+        )
+    printed = yaml.safe_load(capsys.readouterr().out)
+    trainer = printed["trainer"]
+    assert (trainer["accelerator"], trainer["devices"], trainer["strategy"], trainer["precision"]) == expected
+    alone = yaml.safe_load(paper.read_text())
+    assert trainer["max_epochs"] == alone["trainer"]["max_epochs"]
+    assert printed["model"]["init_args"]["model"] == alone["model"]["init_args"]["model"]
