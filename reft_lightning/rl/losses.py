@@ -49,7 +49,12 @@ def sequence_mean(x: Tensor, mask: Tensor) -> Tensor:
 
 
 def ppo_policy_loss(
-    logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor, clip_range: float = 0.2
+    logp: Tensor,
+    old_logp: Tensor,
+    advantages: Tensor,
+    mask: Tensor,
+    clip_range: float = 0.2,
+    kl_mask: Tensor | None = None,
 ) -> tuple[Tensor, PolicyLossStats]:
     """Clipped surrogate policy loss (Schulman et al. 2017, eq. 7, negated to minimise).
 
@@ -62,6 +67,9 @@ def ppo_policy_loss(
         advantages: ``[B, T]`` (whitened) advantages.
         mask: ``[B, T]`` response mask.
         clip_range: epsilon, 0.2 in ReFT.
+        kl_mask: ``[B, T]`` tokens over which ``approx_kl`` is measured; ``None``: ``mask`` (a
+            caller that leaves sequences out of the loss still measures how far the policy moved
+            on all of them).
 
     Returns:
         The scalar loss (reduced by :func:`sequence_mean`) and :class:`PolicyLossStats`.
@@ -76,7 +84,9 @@ def ppo_policy_loss(
     with torch.no_grad():
         stats = PolicyLossStats(
             clip_fraction=masked_mean((clipped > unclipped).to(ratio.dtype), keep),
-            approx_kl=masked_mean(kl_estimate(old_logp, logp, "k3"), keep),
+            approx_kl=masked_mean(
+                kl_estimate(old_logp, logp, "k3"), keep if kl_mask is None else as_bool_mask(kl_mask, logp)
+            ),
             mean_ratio=masked_mean(ratio, keep),
         )
     return loss, stats

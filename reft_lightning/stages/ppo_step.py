@@ -8,8 +8,6 @@ from typing import Any, Protocol
 import lightning as L
 import torch
 
-from reft_lightning.rl.gae import masked_mean
-from reft_lightning.rl.kl import kl_estimate
 from reft_lightning.rl.losses import ppo_policy_loss, ppo_value_loss
 from reft_lightning.stages.ppo_args import PPOArgs
 
@@ -171,7 +169,9 @@ def _loss_and_backward(
         part.sequences, part.attention, part.response_ids, detach_value_input=warmup
     )
     policy_mask = part.mask if part.keep is None else part.mask * part.keep.unsqueeze(1).to(part.mask.dtype)
-    policy_loss, policy = ppo_policy_loss(logp, part.old_logp, part.advantages, policy_mask, ppo.clip_range)
+    policy_loss, policy = ppo_policy_loss(
+        logp, part.old_logp, part.advantages, policy_mask, ppo.clip_range, kl_mask=part.mask
+    )  # approx_kl over every sequence: the policy moves on those left out of the loss too
     if policy_scale is not None:
         policy_loss = policy_loss * policy_scale.to(policy_loss.dtype)
     loss = 0.0 * policy_loss if warmup else policy_loss
@@ -180,9 +180,6 @@ def _loss_and_backward(
         "train/clip_fraction": policy.clip_fraction,
         "train/approx_kl": policy.approx_kl,
     }
-    if part.keep is not None:  # the policy moves on every sequence, also those left out of the loss
-        with torch.no_grad():
-            stats["train/approx_kl"] = masked_mean(kl_estimate(part.old_logp, logp, "k3"), part.mask)
     if use_values:
         value_loss, value = ppo_value_loss(
             values, part.old_values, part.returns, part.mask, ppo.value_clip_range

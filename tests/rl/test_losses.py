@@ -129,3 +129,18 @@ def test_losses_pass_numerical_gradient_checks() -> None:
     values = (old_logp + 0.3 * noise).requires_grad_(True)
     assert torch.autograd.gradcheck(lambda lp: ppo_policy_loss(lp, old_logp, adv, mask)[0], (logp,))
     assert torch.autograd.gradcheck(lambda v: ppo_value_loss(v, old_logp, adv, mask)[0], (values,))
+
+
+def test_approx_kl_is_measured_over_kl_mask_when_given() -> None:
+    """The loss covers row 0 only (``mask``); ``kl_mask`` asks for the k3 KL over both rows.
+    By hand, k3 = exp(d) - 1 - d with d = new - old (estimating KL(old || new) from samples of
+    old): d = -0.5 on row 0's two tokens, d = 1 on row 1's first token."""
+    old = torch.tensor([[0.0, 0.0], [0.0, 0.0]], dtype=torch.float64)
+    new = torch.tensor([[-0.5, -0.5], [1.0, 3.0]], dtype=torch.float64)
+    mask = torch.tensor([[1, 1], [0, 0]])
+    kl_mask = torch.tensor([[1, 1], [1, 0]])
+    k3 = lambda d: math.exp(d) - 1 - d  # noqa: E731
+    _, alone = ppo_policy_loss(new, old, torch.ones_like(old), mask)
+    _, wider = ppo_policy_loss(new, old, torch.ones_like(old), mask, kl_mask=kl_mask)
+    assert math.isclose(float(alone.approx_kl), k3(-0.5), rel_tol=1e-12)
+    assert math.isclose(float(wider.approx_kl), (2 * k3(-0.5) + k3(1.0)) / 3, rel_tol=1e-12)
