@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 REFT := $(VENV)/bin/reft
 DEMO ?= runs/demo
 
-.PHONY: setup demo test lint clean-demo
+.PHONY: setup demo test lint clean-demo demo-sft-control
 
 setup: $(VENV)/.installed
 
@@ -20,8 +20,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 # Offline demo on CPU: tiny base model on arithmetic chains, SFT on synthetic word problems, then ReFT
 # (PPO) from the SFT run's warm-up export DEMO_WARMUP (as the paper starts ReFT from an early
 # checkpoint of its SFT run), once per seed in DEMO_SEEDS, the seeds at once with one thread each.
-# Printed at the end: greedy test accuracy of the warm-up, of each ReFT seed and of the SFT run's
-# own best checkpoint (checkpoints chosen on validation).
+# Printed at the end: greedy test accuracy of the warm-up, of each ReFT seed, of SFT continued from
+# the warm-up at ReFT's lr for as many optimizer steps (the control: is the gain ReFT's, or just
+# more training at a small lr?) and of the SFT run's own best checkpoint (all chosen on validation).
 DEMO_SEEDS ?= 0 1 2
 DEMO_WARMUP ?= epoch_10
 # Threads of the SFT stages. The published numbers were measured with 2: the SFT outcome depends on
@@ -40,9 +41,20 @@ demo: setup
 		--model.init_args.model $(DEMO)/sft/hf/best
 	$(REFT) test --config configs/demo/sft_synthetic.yaml --trainer.default_root_dir $(DEMO)/warmup_test \
 		--model.init_args.model $(WARMUP)
-	@echo "ReFT from $(WARMUP): seeds $(DEMO_SEEDS) at once; each seed's output appears when it ends"
-	$(MAKE) --no-print-directory -j --output-sync=target $(foreach seed,$(DEMO_SEEDS),demo-reft-seed$(seed))
+	@echo "ReFT from $(WARMUP): seeds $(DEMO_SEEDS) and the SFT control at once; each one's output appears when it ends"
+	$(MAKE) --no-print-directory -j --output-sync=target demo-sft-control \
+		$(foreach seed,$(DEMO_SEEDS),demo-reft-seed$(seed))
 	$(PY) bench/demo_summary.py --demo $(DEMO) --seeds $(DEMO_SEEDS) --warmup $(DEMO_WARMUP)
+
+# The demo's control: SFT from the warm-up at ReFT's lr (1e-5, constant) for 2 epochs, the optimizer
+# steps of one ReFT pass (94 iterations x 2 PPO epochs), and the test of its best-validation export.
+demo-sft-control: export OMP_NUM_THREADS = 1
+demo-sft-control:
+	$(REFT) fit --config configs/demo/sft_synthetic.yaml --trainer.default_root_dir $(DEMO)/sft_control \
+		--trainer.max_epochs 2 --model.init_args.optimizer '{lr: 1.0e-5, schedule: constant, warmup_ratio: 0.0}' \
+		--trainer.enable_progress_bar false --model.init_args.model $(WARMUP)
+	$(REFT) test --config configs/demo/sft_synthetic.yaml --trainer.default_root_dir $(DEMO)/sft_control_test \
+		--trainer.enable_progress_bar false --model.init_args.model $(DEMO)/sft_control/hf/best
 
 # One ReFT seed of the demo and the test of its best-validation checkpoint (`make demo` runs these).
 demo-reft-seed%: export OMP_NUM_THREADS = 1

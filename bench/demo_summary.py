@@ -1,8 +1,10 @@
 """Print the demo's result: the warm-up's test accuracy beside each ReFT seed's and the mean gain, then
-the SFT run's own best checkpoint (the control: SFT continued to the end of its schedule).
+the two SFT controls: SFT from the warm-up at ReFT's lr for as many optimizer steps, and the SFT
+run's own best checkpoint (SFT continued to the end of its schedule).
 
 Reads the ``test/accuracy`` that ``reft test`` logged under ``{demo}/warmup_test``,
-``{demo}/reft_seed{s}_test`` and ``{demo}/sft_test`` (``make demo`` writes them).
+``{demo}/reft_seed{s}_test``, ``{demo}/sft_control_test`` (SFT from the warm-up at ReFT's lr for
+as many optimizer steps) and ``{demo}/sft_test`` (``make demo`` writes them).
 
     python bench/demo_summary.py --demo runs/demo --seeds 0 1 2 --warmup epoch_10
 """
@@ -29,6 +31,7 @@ def main() -> None:
     demo = Path(args.demo)
     warmup = 100 * last_metric(demo / "warmup_test", "test/accuracy")
     sft = 100 * last_metric(demo / "sft_test", "test/accuracy")
+    control = 100 * last_metric(demo / "sft_control_test", "test/accuracy")
     reft = {s: 100 * last_metric(demo / f"reft_seed{s}_test", "test/accuracy") for s in args.seeds}
     gains = [value - warmup for value in reft.values()]
     print("\nDemo result: greedy test accuracy on 500 held-out problems, checkpoints chosen on validation")
@@ -37,8 +40,10 @@ def main() -> None:
         print(f"  {'ReFT seed ' + str(seed):42}{value:5.1f}%   ({value - warmup:+.1f})")
     spread = f"min {min(gains):+.1f}, max {max(gains):+.1f}"
     print(f"  {'ReFT mean gain over the warm-up':42}{statistics.mean(gains):+.1f} points ({spread})")
-    versus = statistics.mean(reft.values()) - sft
-    print(f"  {'SFT to the end of its schedule (best)':42}{sft:5.1f}%   (ReFT mean {versus:+.1f} against it)")
+    mean = statistics.mean(reft.values())
+    controls = {"SFT from the warm-up, same steps and lr": control, "SFT to the end of its schedule": sft}
+    for name, value in controls.items():
+        print(f"  {name:42}{value:5.1f}%   (ReFT mean {mean - value:+.1f} against it)")
     print(f"  measured on: {cpu_model()}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
     print("  (the SFT result depends on the CPU's float rounding: docs/results/reft_helps.md, section 7)")
 
