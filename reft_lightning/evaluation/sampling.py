@@ -14,7 +14,7 @@ from reft_lightning.data.answers import NUMERIC_TOLERANCE
 from reft_lightning.data.example import MathExample
 from reft_lightning.evaluation.estimators import majority_vote_index, pass_at_k
 from reft_lightning.generation import GenerationArgs, GenerationEngine
-from reft_lightning.rewards.base import Answer, Reward
+from reft_lightning.rewards.base import Answer, Reward, score_completions
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ def sample_and_score(
         for start in range(0, ids.shape[0], rows):
             chunk = slice(start, start + rows)
             texts += engine.generate(ids[chunk], mask[chunk], generation).texts
-    scored = reward(texts, [e for e in examples for _ in range(n)])
+    scored = score_completions(reward, texts, [e for e in examples for _ in range(n)])
     return [
         summarise(
             QuestionSamples(

@@ -7,6 +7,7 @@ completions get a score like any other.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -75,3 +76,28 @@ def check_lengths(completions: Sequence[str], examples: Sequence[MathExample]) -
     """Raise ``ValueError`` when completions and examples are not paired one to one."""
     if len(completions) != len(examples):
         raise ValueError(f"{len(completions)} completions for {len(examples)} examples")
+
+
+def score_completions(
+    reward: Reward, completions: Sequence[str], examples: Sequence[MathExample]
+) -> RewardOutput:
+    """``reward(completions, examples)``, checked at the boundary before any score is trained on.
+
+    Raises ``ValueError`` naming the reward class when it returns a different number of results
+    than completions, or a score that is not a finite number (nan or inf would reach the advantages,
+    the loss and the weights); the message shows the first offending sample.
+    """
+    output = reward(completions, examples)
+    name = type(reward).__qualname__
+    if len(output.scores) != len(completions):
+        raise ValueError(
+            f"reward {name} returned {len(output.scores)} scores for {len(completions)} completions"
+        )
+    for index, score in enumerate(output.scores):
+        if not math.isfinite(score):
+            excerpt = completions[index][:200]
+            raise ValueError(
+                f"reward {name} returned a non-finite score {score!r} for sample {index} "
+                f"(example {examples[index].id!r}, completion {excerpt!r}); scores must be finite numbers"
+            )
+    return output

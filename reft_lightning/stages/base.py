@@ -14,7 +14,7 @@ from transformers import PreTrainedModel
 from reft_lightning.evaluation.sampling import SamplingEvalArgs, sample_and_score
 from reft_lightning.generation import GenerationArgs, GenerationEngine, HFGenerationEngine
 from reft_lightning.models.loading import load_causal_lm, load_lightning_weights, load_tokenizer
-from reft_lightning.rewards.base import Reward
+from reft_lightning.rewards.base import Reward, score_completions
 from reft_lightning.rewards.correctness import AnswerReward
 from reft_lightning.stages.rng import (
     gather_rng_states,
@@ -139,7 +139,7 @@ class LanguageModelStage(L.LightningModule):
         examples = list(batch["examples"])
         ids, mask = batch["prompt_ids"], batch["prompt_mask"]
         greedy = self.engine.generate(ids, mask, self.eval_generation)
-        scored = self.reward(greedy.texts, examples)
+        scored = score_completions(self.reward, greedy.texts, examples)
         records = [
             {"id": e.id, "split": split, "gold": e.answer, "greedy": _sample(text, answer, score, ok)}
             for e, text, answer, score, ok in zip(

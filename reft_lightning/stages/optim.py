@@ -29,6 +29,23 @@ class OptimizerArgs:
     min_lr_ratio: float = 0.0
     """Final learning rate as a fraction of ``lr`` (decaying schedules)."""
 
+    def __post_init__(self) -> None:
+        checks = {
+            "lr": self.lr > 0,
+            "eps": self.eps > 0,
+            "weight_decay": self.weight_decay >= 0,
+            "warmup_ratio": 0 <= self.warmup_ratio < 1,
+            "min_lr_ratio": 0 <= self.min_lr_ratio <= 1,
+            "betas": all(0 <= b < 1 for b in self.betas),
+        }
+        wrong = [key for key, ok in checks.items() if not ok]
+        if wrong:
+            values = ", ".join(f"{key}={getattr(self, key)!r}" for key in wrong)
+            raise ValueError(
+                f"optimizer: {values} out of range (lr and eps > 0, weight_decay >= 0, "
+                f"0 <= warmup_ratio < 1, 0 <= min_lr_ratio <= 1, 0 <= betas < 1)"
+            )
+
 
 def lr_factor(step: int, total_steps: int, args: OptimizerArgs) -> float:
     """Multiplier of the peak lr at optimizer step ``step`` (0-based) of ``total_steps``.

@@ -25,7 +25,7 @@ from reft_lightning.generation import GenerationArgs, SamplingArgs
 from reft_lightning.models.forward import response_forward
 from reft_lightning.models.loading import load_causal_lm
 from reft_lightning.models.value_head import ValueHead
-from reft_lightning.rewards.base import Reward, RewardOutput
+from reft_lightning.rewards.base import Reward, RewardOutput, score_completions
 from reft_lightning.rewards.correctness import AnswerReward
 from reft_lightning.rl.advantages import informative_groups
 from reft_lightning.rl.estimators import AdvantageInputs, advantage_estimator
@@ -102,6 +102,11 @@ class ReFTModule(LanguageModelStage):
         self.ppo = ppo
         self.rollout_args = as_args(SamplingArgs, rollout)
         self.optimizer_args = as_args(OptimizerArgs, optimizer)
+        if value_lr is not None and not value_lr > 0:
+            raise ValueError(
+                f"value_lr={value_lr!r}: must be a positive learning rate (a negative one would train the "
+                f"value function by gradient ascent), or null to use optimizer.lr"
+            )
         self.value_lr = value_lr
         self.estimator = advantage_estimator(ppo.advantage)
         if value_model is not None and not self.estimator.needs_critic:
@@ -162,7 +167,7 @@ class ReFTModule(LanguageModelStage):
             self.engine.update_weights(self.model)
             completions = self.engine.generate(prompt_ids, prompt_mask, self.rollout_args)
         with self._timed("score"):  # 2. terminal score per completion
-            scored = self.reward(completions.texts, examples)
+            scored = score_completions(self.reward, completions.texts, examples)
             scores = torch.tensor(scored.scores, dtype=torch.float32, device=self.device)
             keep = informative_groups(scores, k) if self.ppo.skip_uniform_groups else None
         sequences = torch.cat([prompt_ids, completions.response_ids], dim=1)

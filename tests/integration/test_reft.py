@@ -213,3 +213,9 @@ def test_a_checkpoint_rebuilds_its_module_from_saved_hyperparameters(
         assert torch.equal(rebuilt.model.state_dict()[name], tensor), name
     for name, tensor in trained.value_head.state_dict().items():
         assert torch.equal(rebuilt.value_head.state_dict()[name], tensor), name
+
+
+@pytest.mark.parametrize("value_lr", [-1e-5, 0.0])
+def test_a_value_lr_that_is_not_positive_is_refused(tiny_model_dir: Path, value_lr: float) -> None:
+    with pytest.raises(ValueError, match=r"value_lr=.*: must be a positive learning rate"):
+        ReFTModule(model=str(tiny_model_dir), value_lr=value_lr)

@@ -68,3 +68,13 @@ def test_response_mask_covers_tokens_up_to_and_including_first_eos() -> None:
     eos = 2
     ids = torch.tensor([[5, 6, 2, 0, 0], [5, 6, 7, 8, 9], [2, 2, 5, 0, 0]])
     assert response_mask(ids, eos).tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("lr", -1e-5), ("lr", 0.0), ("eps", 0.0), ("weight_decay", -0.1), ("warmup_ratio", 1.0),
+     ("min_lr_ratio", 1.5), ("betas", (0.9, 1.0))],
+)  # fmt: skip
+def test_optimizer_args_refuse_out_of_range_values(field: str, value: object) -> None:
+    with pytest.raises(ValueError, match=rf"optimizer: {field}=.* out of range"):
+        OptimizerArgs(**{field: value})
