@@ -46,6 +46,17 @@ def source_key(split: str) -> str:
     return f"data.init_args.{split}_file"
 
 
+def _require_gold_chains(examples: list[MathExample], module: str) -> None:
+    """SFT trains on gold chains: refuse training examples without one, before any batch is built."""
+    missing = [e.id for e in examples if not e.cot]
+    if missing:
+        raise ValueError(
+            f"{module}: {len(missing)} of {len(examples)} training examples have no gold chain of "
+            f"thought (e.g. {missing[:3]}), which SFT trains on: set the records' CoT field "
+            f"(data.init_args.cot_field) or use a training file with solutions"
+        )
+
+
 def named_tokenizer(name: str | None) -> PreTrainedTokenizerBase:
     """Load the data module's tokenizer ``name``; the ``reft`` CLI sets it to the model's."""
     if name is None:
@@ -173,6 +184,7 @@ class MathDataModule(L.LightningDataModule):
                 partial(collate_prompts, pad_id=pad_id, examples=examples),
             )
         else:
+            _require_gold_chains(self.examples["train"], type(self).__name__)
             columns, collate = ["input_ids", "labels"], partial(collate_sft, pad_id=pad_id)
         return resumable_train_loader(
             self._tokenized["train"].select_columns(columns),
