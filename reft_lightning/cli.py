@@ -54,7 +54,9 @@ def _require_last_checkpoint(callbacks: list[Namespace]) -> None:
 def _share_tokenizer(model: Namespace, data: Namespace) -> None:
     """The data module tokenises with the model's tokenizer unless its config names one."""
     model_args, data_args = model.get("init_args"), data.get("init_args")
-    if model_args is None or data_args is None or data_args.get("tokenizer", "absent") is not None:
+    if model_args is None or data_args is None or "tokenizer" not in data_args:
+        return
+    if data_args.tokenizer is not None:
         return
     data_args.tokenizer = model_args.get("tokenizer") or model_args.get("model")
 

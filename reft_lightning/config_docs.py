@@ -11,11 +11,10 @@ import argparse
 import ast
 import dataclasses
 import inspect
+import json
 import sys
 import textwrap
 from pathlib import Path
-
-import yaml
 
 from reft_lightning.evaluation.sampling import SamplingEvalArgs
 from reft_lightning.generation import GenerationArgs, SamplingArgs
@@ -54,16 +53,6 @@ def attribute_docs(cls: type) -> dict[str, str]:
     return docs
 
 
-def yaml_value(value: object) -> str:
-    """``value`` as it is written in a YAML config (``null``, ``true``, ``[0.9, 0.999]``)."""
-    return (
-        yaml.safe_dump(list(value) if isinstance(value, tuple) else value, default_flow_style=True)
-        .strip()
-        .removesuffix("\n...")
-        .strip()
-    )
-
-
 def table(cls: type) -> str:
     """A Markdown table of ``cls``'s fields: key, meaning (its docstring), default."""
     docs = attribute_docs(cls)
@@ -71,7 +60,8 @@ def table(cls: type) -> str:
     for field in dataclasses.fields(cls):
         if field.name not in docs:
             raise ValueError(f"{cls.__name__}.{field.name} has no attribute docstring")
-        default = "" if field.default is dataclasses.MISSING else f"`{yaml_value(field.default)}`"
+        missing = field.default is dataclasses.MISSING
+        default = "" if missing else f"`{json.dumps(field.default)}`"  # JSON is valid YAML
         meaning = docs[field.name].replace("|", "\\|")  # a pipe would end the Markdown cell
         rows.append(f"| `{field.name}` | {meaning} | {default} |")
     return "\n".join(rows)

@@ -10,8 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from reft_lightning.data.example import MathExample
-from reft_lightning.data.fetch import resolve_source
-from reft_lightning.data.module import MathDataModule, source_key
+from reft_lightning.data.module import MathDataModule
 from reft_lightning.data.sources import read_examples, read_hf_dataset, read_records
 from reft_lightning.data.synthetic import Difficulty, generate_problems
 
@@ -41,10 +40,7 @@ class FileDataModule(MathDataModule):
         return {split: f for split, f in files.items() if f is not None}
 
     def load_splits(self) -> dict[str, list[MathExample]]:
-        return {
-            split: read_examples(resolve_source(f, source_key(split)), self.kind)
-            for split, f in self.sources().items()
-        }
+        return {split: read_examples(path, self.kind) for split, path in self.local_sources().items()}
 
 
 class GSM8KDataModule(FileDataModule):
@@ -142,10 +138,7 @@ class RecordsDataModule(MathDataModule):
                 split: read_hf_dataset(self.hf_name, name, config=self.hf_config, **self.fields)
                 for split, name in self.hf_splits.items()
             }
-        return {
-            split: read_records(resolve_source(f, source_key(split)), **self.fields)
-            for split, f in self.sources().items()
-        }
+        return {split: read_records(path, **self.fields) for split, path in self.local_sources().items()}
 
     def sources(self) -> dict[str, str]:
         if self.hf_name is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from abc import abstractmethod
 from functools import partial
+from pathlib import Path
 from typing import Literal
 
 import datasets
@@ -19,7 +20,7 @@ from transformers import PreTrainedTokenizerBase
 
 from reft_lightning.data.collate import collate_eval, collate_prompts, collate_sft
 from reft_lightning.data.example import MathExample
-from reft_lightning.data.fetch import is_url, resolve_source
+from reft_lightning.data.fetch import resolve_source
 from reft_lightning.data.formats import CotFormat, CotFormatName
 from reft_lightning.data.sampler import eval_loader, resumable_train_loader
 from reft_lightning.data.tokenize import tokenize_examples
@@ -138,11 +139,13 @@ class MathDataModule(L.LightningDataModule):
         """The data files this module reads, by split: local paths or URLs (none by default)."""
         return {}
 
+    def local_sources(self) -> dict[str, Path]:
+        """:meth:`sources` as local files, by split: URLs downloaded into the cache on first use."""
+        return {split: resolve_source(source, source_key(split)) for split, source in self.sources().items()}
+
     def prepare_data(self) -> None:
-        """Download URL sources into the cache, on one process per node before any ``setup``."""
-        for split, source in self.sources().items():
-            if is_url(source):
-                resolve_source(source, source_key(split))
+        """Download URL sources (and check local ones), on one process per node before any ``setup``."""
+        self.local_sources()
 
     @property
     def tokenizer(self) -> PreTrainedTokenizerBase:

@@ -7,14 +7,13 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-import lightning as L
 import pytest
 
-from reft_lightning.data.datasets import SyntheticDataModule
 from reft_lightning.data.example import MathExample
 from reft_lightning.generation import SamplingArgs
 from reft_lightning.rewards.base import Reward, RewardOutput, score_completions
 from reft_lightning.stages.reft import ReFTModule
+from tests.integration.test_reft import _data, _trainer
 
 EXAMPLES = [MathExample(id=f"q{i}", question="?", answer="1") for i in range(3)]
 
@@ -54,18 +53,7 @@ def test_reft_stops_at_a_nan_reward_before_any_update(tiny_model_dir: Path, tmp_
     module = ReFTModule(
         model=str(tiny_model_dir), reward=FixedScores([math.nan] * 4), rollout=SamplingArgs(max_new_tokens=4)
     )
-    data = SyntheticDataModule(
-        tokenizer=str(tiny_model_dir), num_train=8, num_val=2, num_test=2, batch_size=4
-    )
-    trainer = L.Trainer(
-        accelerator="cpu",
-        max_steps=2,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        default_root_dir=tmp_path,
-    )
+    trainer = _trainer(tmp_path)
     with pytest.raises(ValueError, match="reward FixedScores returned a non-finite score nan for sample 0"):
-        trainer.fit(module, data)
+        trainer.fit(module, _data(tiny_model_dir))
     assert trainer.global_step == 0, "no optimizer step was taken"
