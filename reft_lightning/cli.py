@@ -4,19 +4,26 @@ The stage is chosen in YAML (``model: class_path: reft_lightning.SFTModule``), a
 dataset (``data: class_path: reft_lightning.data.datasets.GSM8KDataModule``); new stages, datasets
 and rewards plug in without changes here. Everything a run writes goes under
 ``trainer.default_root_dir``: TensorBoard and CSV logs (unless ``trainer.logger`` is set), the
-saved config, ``ModelCheckpoint`` files (``{root}/checkpoints`` unless a ``dirpath`` is given, so
-that ``--ckpt_path last`` finds them) and ``HFExport`` exports (``{root}/hf``). Progress is
+saved config, checkpoints (``{root}/checkpoints`` unless a ``dirpath`` is given) and ``HFExport``
+exports (``{root}/hf``). ``fit`` keeps ``last.ckpt`` the newest state with a ``LastCheckpoint``
+(added unless the config lists one or disables checkpointing), which also saves on SIGTERM and
+SIGINT, and every checkpoint is written atomically (``AtomicCheckpointIO``, unless
+``trainer.plugins`` names another checkpoint IO); ``--ckpt_path last`` resumes from the newest
+intact ``last.ckpt``, or with a warning from the newest intact checkpoint. Progress is
 shown with Rich unless ``trainer.enable_progress_bar`` is false; ``RunReport`` adds plain lines that
 a piped log keeps (one per validation, the test result, a summary with checkpoints and exports).
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import lightning as L
 from jsonargparse import Namespace
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+
+from reft_lightning.checkpoints import resume_path
 
 DESCRIPTION = (
     "reft: ReFT (Luong et al., 2024) and SFT of language models for math reasoning, on Lightning. "
@@ -24,6 +31,8 @@ DESCRIPTION = (
     "`--print_config` shows every value; `--ckpt_path last` resumes. Docs: docs/quickstart.md."
 )
 """What ``reft --help`` says the command is."""
+PRINT_CONFIG = "--print_config"
+"""Prints the config a run would use (the project's defaults applied) and exits."""
 DEFAULT_ROOT_DIR = "runs/default"
 """Run directory when the config gives no ``trainer.default_root_dir``."""
 
@@ -43,12 +52,50 @@ def _has_progress_bar(callbacks: list[Namespace]) -> bool:
     return any("ProgressBar" in str(getattr(callback, "class_path", "")) for callback in callbacks)
 
 
-def _require_last_checkpoint(callbacks: list[Namespace]) -> None:
-    """Fail before training when ``--ckpt_path last`` has nothing to resume (Lightning only warns)."""
-    folders = [Path(c.init_args.dirpath) for c in callbacks if _is(c, "ModelCheckpoint")]
-    if not any((folder / "last.ckpt").is_file() for folder in folders):
-        searched = ", ".join(str(f) for f in folders) or "no ModelCheckpoint configured"
-        raise SystemExit(f"--ckpt_path last: no last.ckpt to resume from (searched: {searched})")
+def _checkpoint_folders(callbacks: list[Namespace]) -> list[Path]:
+    return [
+        Path(c.init_args.dirpath) for c in callbacks if _is(c, "ModelCheckpoint") or _is(c, "LastCheckpoint")
+    ]
+
+
+def _resolve_last(callbacks: list[Namespace]) -> str:
+    """The file ``--ckpt_path last`` means (:func:`resume_path`); fail before training when there is
+    none (Lightning only warns, and only looks at ``ModelCheckpoint`` folders)."""
+    folders = _checkpoint_folders(callbacks)
+    path = resume_path(folders)
+    if path is None:
+        searched = ", ".join(str(f) for f in folders) or "checkpointing is disabled"
+        raise SystemExit(f"--ckpt_path last: no intact checkpoint to resume from (searched: {searched})")
+    return str(path)
+
+
+def _add_last_checkpoint(trainer: Namespace, callbacks: list[Namespace]) -> None:
+    """Refuse ``ModelCheckpoint(save_last=...)`` (its ``last.ckpt`` is rewritten only with a new best),
+    add a ``LastCheckpoint`` unless one is listed or checkpointing is off, and give each its folder."""
+    for index, callback in enumerate(callbacks):
+        if _is(callback, "ModelCheckpoint") and callback.init_args.get("save_last"):
+            raise SystemExit(
+                f"trainer.callbacks[{index}].init_args.save_last: remove it. ModelCheckpoint rewrites "
+                "last.ckpt only when it also saves a new best, so it would not be the last state; "
+                "reft_lightning.checkpoints.LastCheckpoint (added by default) keeps last.ckpt current "
+                "(every_n_train_batches) and saves on SIGTERM / SIGINT"
+            )
+    folder = str(Path(trainer.default_root_dir) / "checkpoints")
+    if trainer.enable_checkpointing is not False and not any(_is(c, "LastCheckpoint") for c in callbacks):
+        last = "reft_lightning.checkpoints.LastCheckpoint"
+        callbacks.append(Namespace(class_path=last, init_args=Namespace(dirpath=folder)))
+    for callback in callbacks:
+        if _is(callback, "LastCheckpoint") and callback.init_args.get("dirpath") is None:
+            callback.init_args.dirpath = folder
+
+
+def _add_atomic_checkpoint_io(trainer: Namespace) -> None:
+    """Write checkpoints with ``AtomicCheckpointIO`` unless ``trainer.plugins`` names a checkpoint IO."""
+    plugins = trainer.plugins if isinstance(trainer.plugins, list) else [trainer.plugins]
+    plugins = [plugin for plugin in plugins if plugin is not None]
+    if not any(str(getattr(plugin, "class_path", "")).endswith("CheckpointIO") for plugin in plugins):
+        plugins.append(Namespace(class_path="reft_lightning.checkpoints.AtomicCheckpointIO"))
+    trainer.plugins = plugins
 
 
 def _share_tokenizer(model: Namespace, data: Namespace) -> None:
@@ -71,10 +118,32 @@ def _stream_predictions(config: Namespace, callbacks: list[Namespace]) -> None:
 
 class ReftCLI(LightningCLI):
     """LightningCLI with the project's defaults: TensorBoard + CSV logs under the run directory,
-    a Rich progress bar, and ``reft predict`` streaming to ``{root}/predictions.jsonl``."""
+    a Rich progress bar, an always-current ``last.ckpt`` written atomically, and ``reft predict``
+    streaming to ``{root}/predictions.jsonl``."""
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
+        """Parse as LightningCLI does, except that ``--print_config`` prints the config with the
+        project's defaults applied (:meth:`apply_project_defaults`): the config the run would use."""
+        argv = list(sys.argv[1:] if args is None else args) if not isinstance(args, (dict, Namespace)) else []
+        if PRINT_CONFIG not in argv:
+            super().parse_arguments(parser, args)
+            return
+        super().parse_arguments(parser, [arg for arg in argv if arg != PRINT_CONFIG])
+        subcommand = self.config["subcommand"]
+        self.apply_project_defaults(self.config[subcommand], subcommand, resolve_last=False)
+        subparser = self._subcommand_parsers[subcommand]
+        filled = subparser.parse_object(self.config[subcommand])  # the added classes' defaults too
+        sys.stdout.write(subparser.dump(filled, skip_unset=False, skip_validation=True))
+        raise SystemExit(0)
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
+        self.apply_project_defaults(config, self.subcommand)
+
+    @staticmethod
+    def apply_project_defaults(config: Namespace, subcommand: str | None, resolve_last: bool = True) -> None:
+        """Fill in what the class docstring lists, in place; ``resolve_last``: turn ``--ckpt_path last``
+        into the file it means (or fail when there is none)."""
         trainer = config.trainer
         if trainer.default_root_dir is None:
             trainer.default_root_dir = DEFAULT_ROOT_DIR
@@ -92,12 +161,15 @@ class ReftCLI(LightningCLI):
         for callback in callbacks:
             if _is(callback, "ModelCheckpoint") and callback.init_args.dirpath is None:
                 callback.init_args.dirpath = str(Path(trainer.default_root_dir) / "checkpoints")
+        if subcommand == "fit":
+            _add_last_checkpoint(trainer, callbacks)
+        _add_atomic_checkpoint_io(trainer)
         _share_tokenizer(config.model, config.data)
-        if self.subcommand == "predict":
+        if subcommand == "predict":
             _stream_predictions(config, callbacks)
         trainer.callbacks = callbacks
-        if config.get("ckpt_path") == "last":
-            _require_last_checkpoint(callbacks)
+        if resolve_last and config.get("ckpt_path") == "last":
+            config.ckpt_path = _resolve_last(callbacks)
 
 
 def main(args: list[str] | None = None) -> None:

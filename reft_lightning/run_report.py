@@ -21,6 +21,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from reft_lightning.callbacks import HFExport
+from reft_lightning.checkpoints import LastCheckpoint
 
 FRACTION_METRICS = ("accuracy", "extracted", "pass@", "voting@")
 """Metric names (after the ``split/`` prefix) starting with these are fractions, printed as %."""
@@ -76,13 +77,13 @@ class RunReport(Callback):
             return
         lines = [f"run finished: {trainer.default_root_dir}"]
         for callback in trainer.checkpoint_callbacks:
-            if isinstance(callback, ModelCheckpoint):
-                if callback.best_model_path and callback.monitor and callback.best_model_score is not None:
-                    name = callback.monitor.split("/", 1)[-1]
-                    value = format_metric(name, float(callback.best_model_score))
-                    lines.append(f"  best checkpoint ({value}): {callback.best_model_path}")
-                if callback.last_model_path:
-                    lines.append(f"  last checkpoint: {callback.last_model_path}")
+            best = isinstance(callback, ModelCheckpoint) and callback.best_model_score is not None
+            if best and callback.monitor:
+                name = callback.monitor.split("/", 1)[-1]
+                value = format_metric(name, float(callback.best_model_score))
+                lines.append(f"  best checkpoint ({value}): {callback.best_model_path}")
+            if isinstance(callback, LastCheckpoint) and callback.saved is not None:
+                lines.append(f"  last checkpoint: {callback.saved}")
         for callback in trainer.callbacks:
             if isinstance(callback, HFExport):
                 lines += [f"  Hugging Face export: {path}" for path in callback.exported]

@@ -1,12 +1,15 @@
-"""A callback that kills its own process with SIGKILL after a given optimizer step (crash simulation)."""
+"""Test callbacks: SIGKILL after a given optimizer step (a crash), or pause there for a signal."""
 
 from __future__ import annotations
 
 import os
 import signal
+import time
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
+
+from reft_lightning.checkpoints import LastCheckpoint
 
 
 class KillAfterStep(Callback):
@@ -18,3 +21,23 @@ class KillAfterStep(Callback):
     def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
         if trainer.global_step >= self.step:
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+class PauseAtStep(Callback):
+    """At ``trainer.global_step == step``, print ``paused at step {step}`` and wait (up to a minute)
+    for a signal that a ``LastCheckpoint`` records, so a test can signal the process at a known step.
+
+    Lightning runs checkpoint callbacks after the others, so the save sees the signal in this batch.
+    """
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
+        if trainer.global_step != self.step:
+            return
+        last = next(c for c in trainer.callbacks if isinstance(c, LastCheckpoint))
+        print(f"paused at step {self.step}", flush=True)
+        deadline = time.monotonic() + 60
+        while last.received is None and time.monotonic() < deadline:
+            time.sleep(0.02)

@@ -156,7 +156,7 @@ def test_pcot_validation_runs_programs_in_the_sandbox(tiny_model_dir: Path, tmp_
 
 
 def test_resume_with_nothing_to_resume_fails_before_training(tmp_path: Path) -> None:
-    with pytest.raises(SystemExit, match=r"no last\.ckpt"):
+    with pytest.raises(SystemExit, match=r"--ckpt_path last: no intact checkpoint"):
         main(
             [
                 "fit",
@@ -200,3 +200,49 @@ def test_a_launch_config_after_a_paper_config_sets_only_the_launch(
     alone = yaml.safe_load(paper.read_text())
     assert trainer["max_epochs"] == alone["trainer"]["max_epochs"]
     assert printed["model"]["init_args"]["model"] == alone["model"]["init_args"]["model"]
+
+
+def test_fit_keeps_last_current_and_writes_checkpoints_atomically(capsys: pytest.CaptureFixture[str]) -> None:
+    """The printed config is the real one: a LastCheckpoint with its folder and the atomic writer."""
+    config = REPO / "configs" / "demo" / "sft_synthetic.yaml"
+    with pytest.raises(SystemExit):
+        main(["fit", f"--config={config}", "--trainer.default_root_dir=runs/x", "--print_config"])
+    trainer = yaml.safe_load(capsys.readouterr().out)["trainer"]
+    (last,) = [c for c in trainer["callbacks"] if c["class_path"].endswith("LastCheckpoint")]
+    assert last["init_args"] == {"dirpath": str(Path("runs/x/checkpoints")), "every_n_train_batches": 100}
+    assert [p["class_path"] for p in trainer["plugins"]] == ["reft_lightning.checkpoints.AtomicCheckpointIO"]
+
+
+def test_model_checkpoint_save_last_is_refused_naming_the_key(tmp_path: Path) -> None:
+    config = yaml.safe_load((REPO / "configs" / "demo" / "sft_synthetic.yaml").read_text())
+    config["trainer"]["callbacks"][0]["init_args"]["save_last"] = True
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(SystemExit, match=r"trainer\.callbacks\[0\]\.init_args\.save_last: remove it"):
+        main(["fit", f"--config={path}", f"--trainer.default_root_dir={tmp_path}"])
+
+
+def test_reft_names_its_best_checkpoint_by_iteration(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """Two PPO epochs make 2 optimizer steps per iteration: the name says iterations, not steps."""
+    main(
+        [
+            "fit",
+            f"--config={REPO / 'configs' / 'demo' / 'reft_synthetic.yaml'}",
+            f"--trainer.default_root_dir={tmp_path}",
+            "--trainer.enable_progress_bar=false",
+            "--trainer.limit_train_batches=2",
+            "--trainer.val_check_interval=2",
+            "--trainer.limit_val_batches=1",
+            "--trainer.num_sanity_val_steps=0",
+            f"--model.init_args.model={tiny_model_dir}",
+            "--model.init_args.rollout.max_new_tokens=8",
+            "--model.init_args.eval_generation.max_new_tokens=8",
+            "--data.init_args.num_train=8",
+            "--data.init_args.num_val=4",
+            "--data.init_args.num_test=4",
+            "--data.init_args.batch_size=4",
+            "--data.init_args.eval_batch_size=4",
+        ]
+    )
+    names = sorted(path.name for path in (tmp_path / "checkpoints").iterdir())
+    assert names == ["best-iteration=2.ckpt", "last.ckpt"]

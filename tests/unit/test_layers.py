@@ -15,10 +15,11 @@ ALLOWED: dict[str, set[str]] = {
     "models": set(),
     "rl": set(),
     "sandbox": set(),
+    "checkpoints": set(),
     "generation": {"models"},
     "rewards": {"data", "sandbox"},
     "evaluation": {"data", "models", "rewards", "rl", "generation"},
-    "stages": {"data", "models", "rewards", "rl", "generation", "evaluation"},
+    "stages": {"data", "models", "rewards", "rl", "generation", "evaluation", "checkpoints"},
 }
 """Package -> the packages of ``reft_lightning`` it may import besides itself (data loads tokenizers
 through models; models never read data); top-level modules
