@@ -7,6 +7,7 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
+from reft_lightning.checkpoints.finite import require_finite
 from reft_lightning.models.loading import weights_from_lightning_checkpoint
 
 
@@ -16,6 +17,8 @@ class HFExport(Callback):
     Writes ``{dirpath}/final`` when fitting ends; ``{dirpath}/best`` from the best checkpoint of
     the run's ``ModelCheckpoint`` (chosen on validation) when ``export_best``; and
     ``{dirpath}/epoch_{k}`` after every ``every_n_epochs`` epochs (e.g. the paper's epoch-2 warm-up).
+    Weights holding ``nan`` or ``inf`` are never written (``NonFiniteStateError`` names the tensor).
+    A run stopped by a signal (``LastCheckpoint``) writes no ``final``.
 
     Args:
         dirpath: export directory; ``None`` means ``{trainer.default_root_dir}/hf``.
@@ -41,6 +44,8 @@ class HFExport(Callback):
         if not trainer.is_global_zero:
             return
         out = self._root(trainer) / name
+        state = pl_module.model.state_dict() if state is None else state
+        require_finite(state, f"the export {out}")
         pl_module.model.save_pretrained(out, state_dict=state)
         pl_module.tokenizer.save_pretrained(out)
         self.exported.append(out)
@@ -52,7 +57,13 @@ class HFExport(Callback):
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._save(trainer, pl_module, "final")
-        checkpoint = trainer.checkpoint_callback
-        if not (self.export_best and isinstance(checkpoint, ModelCheckpoint) and checkpoint.best_model_path):
-            return
-        self._save(trainer, pl_module, "best", weights_from_lightning_checkpoint(checkpoint.best_model_path))
+        best = next(
+            (
+                callback.best_model_path
+                for callback in trainer.checkpoint_callbacks
+                if isinstance(callback, ModelCheckpoint) and callback.monitor and callback.best_model_path
+            ),
+            None,
+        )
+        if self.export_best and best:
+            self._save(trainer, pl_module, "best", weights_from_lightning_checkpoint(best))

@@ -11,11 +11,13 @@ from jsonargparse import lazy_instance
 from torchmetrics import MeanMetric
 from transformers import PreTrainedModel
 
+from reft_lightning.checkpoints.finite import NonFiniteStateError, first_nonfinite, nonfinite_message
 from reft_lightning.evaluation.sampling import SamplingEvalArgs, sample_and_score
 from reft_lightning.generation import GenerationArgs, GenerationEngine, HFGenerationEngine
 from reft_lightning.models.loading import load_causal_lm, load_lightning_weights, load_tokenizer
 from reft_lightning.rewards.base import Reward, score_completions
 from reft_lightning.rewards.correctness import AnswerReward
+from reft_lightning.stages.numeric_guard import NonFiniteGuard
 from reft_lightning.stages.rng import (
     gather_rng_states,
     rank_rng_states,
@@ -52,6 +54,8 @@ class LanguageModelStage(L.LightningModule):
             ``model`` weights replace those loaded from ``model`` (which then only gives the
             architecture and tokenizer); the optimizer starts fresh.
         sampling_eval: sampled evaluation besides greedy (off by default).
+        max_nonfinite_steps: optimizer steps with a nan or inf gradient are skipped (counted in
+            ``train/skipped_updates``); this many in a row stop the run with a message.
     """
 
     def __init__(
@@ -64,6 +68,7 @@ class LanguageModelStage(L.LightningModule):
         gradient_checkpointing: bool = False,
         init_checkpoint: str | None = None,
         sampling_eval: SamplingEvalArgs = SamplingEvalArgs(),
+        max_nonfinite_steps: int = 10,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["reward"])  # a reward may hold worker processes
@@ -81,6 +86,10 @@ class LanguageModelStage(L.LightningModule):
         self.reward = reward
         self.eval_generation = eval_generation
         self.sampling_eval = sampling_eval
+        if max_nonfinite_steps < 0:
+            raise ValueError(f"max_nonfinite_steps must be >= 0, got {max_nonfinite_steps}")
+        self.nonfinite_guard = NonFiniteGuard(max_nonfinite_steps)
+        """Skips optimizer steps whose gradient is not finite (see :meth:`on_before_optimizer_step`)."""
         names = ["accuracy", "extracted", *sampling_eval.estimate_names]
         self.eval_metrics = torch.nn.ModuleDict(
             {_metric_key(split, name): MeanMetric() for split in ("val", "test") for name in names}
@@ -200,8 +209,30 @@ class LanguageModelStage(L.LightningModule):
         if self.trainer.global_rank > 0:
             seed_process_streams(torch.initial_seed() + self.trainer.global_rank)
 
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Skip this step if the gradient is not finite (:class:`NonFiniteGuard`); log the skips.
+
+        Lightning calls this before every optimizer step (manual optimisation included), after the
+        gradients are synchronised across processes. Under a float16 gradient scaler, which skips
+        such steps itself, the skip is only counted.
+        """
+        parameters = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        grad_norm = torch.nn.utils.get_total_norm([p.grad for p in parameters]) if parameters else 0.0
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+        self.nonfinite_guard.allow_step(grad_norm, parameters, self.trainer.global_step, clear=scaler is None)
+        self.log("train/skipped_updates", float(self.nonfinite_guard.skipped))
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Add each process's RNG states and the skip counts; refuse to save a non-finite tensor.
+
+        Subclasses drop what they do not save before calling this (it checks what is left).
+        """
+        saved = {key: checkpoint[key] for key in ("state_dict", "optimizer_states") if key in checkpoint}
+        found = first_nonfinite(saved)
+        if not self.trainer.strategy.reduce_boolean_decision(found is None, all=True):
+            raise NonFiniteStateError(nonfinite_message(found or "(on another process)", "a checkpoint"))
         checkpoint["rng_states"] = gather_rng_states(self.trainer.world_size)
+        checkpoint["nonfinite_guard"] = self.nonfinite_guard.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved = checkpoint.get("rng_states")
@@ -209,6 +240,8 @@ class LanguageModelStage(L.LightningModule):
             self._pending_rng_states = None
             return
         self._pending_rng_states = rank_rng_states(saved, self.trainer.global_rank)
+        if "nonfinite_guard" in checkpoint:
+            self.nonfinite_guard.load_state_dict(checkpoint["nonfinite_guard"])
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         """Restore a loaded checkpoint's RNG states just before the first resumed step.

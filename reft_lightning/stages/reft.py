@@ -68,6 +68,8 @@ class ReFTModule(LanguageModelStage):
         gradient_checkpointing: recompute activations in backward.
         init_checkpoint: start from the ``model`` weights of this Lightning stage checkpoint.
         sampling_eval: sampled evaluation (pass@k, voting@k) besides greedy; off by default.
+        max_nonfinite_steps: consecutive optimizer steps with a nan or inf gradient (each skipped)
+            that stop the run.
     """
 
     train_batches = "prompts"
@@ -91,10 +93,11 @@ class ReFTModule(LanguageModelStage):
         gradient_checkpointing: bool = False,
         init_checkpoint: str | None = None,
         sampling_eval: SamplingEvalArgs = SamplingEvalArgs(),
+        max_nonfinite_steps: int = 10,
     ) -> None:
         super().__init__(
             model, tokenizer, dtype, reward, eval_generation, gradient_checkpointing, init_checkpoint,
-            sampling_eval,
+            sampling_eval, max_nonfinite_steps,
         )  # fmt: skip
         self.automatic_optimization = False
         self.strict_loading = False  # the reference is not in checkpoints; on_load_checkpoint checks the rest
@@ -378,14 +381,14 @@ class ReFTModule(LanguageModelStage):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint["state_dict"]
+        for key in [k for k in state if k.startswith(REFERENCE_PREFIX)]:
+            del state[key]
         super().on_save_checkpoint(checkpoint)
         checkpoint["reft_state"] = {
             "iterations": self.iterations,
             "kl_controller": self.kl_controller.state_dict(),
         }
-        state = checkpoint["state_dict"]
-        for key in [k for k in state if k.startswith(REFERENCE_PREFIX)]:
-            del state[key]
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_load_checkpoint(checkpoint)

@@ -32,6 +32,8 @@ class SFTModule(LanguageModelStage):
         gradient_checkpointing: trade compute for activation memory.
         init_checkpoint: start from the ``model`` weights of this Lightning stage checkpoint.
         sampling_eval: sampled evaluation (pass@k, voting@k) besides greedy; off by default.
+        max_nonfinite_steps: consecutive optimizer steps with a nan or inf gradient (each skipped)
+            that stop the run.
     """
 
     def __init__(
@@ -45,10 +47,11 @@ class SFTModule(LanguageModelStage):
         gradient_checkpointing: bool = False,
         init_checkpoint: str | None = None,
         sampling_eval: SamplingEvalArgs = SamplingEvalArgs(),
+        max_nonfinite_steps: int = 10,
     ) -> None:
         super().__init__(
             model, tokenizer, dtype, reward, eval_generation, gradient_checkpointing, init_checkpoint,
-            sampling_eval,
+            sampling_eval, max_nonfinite_steps,
         )  # fmt: skip
         self.optimizer_args = as_args(OptimizerArgs, optimizer)
 

@@ -1,0 +1,98 @@
+"""Optimizer steps with a non-finite gradient are skipped, counted, and stop the run when they persist.
+
+Both stages ask :meth:`NonFiniteGuard.allow_step` with the total gradient norm just before
+``optimizer.step()``: SFT from ``on_before_optimizer_step`` (after gradients are synchronised,
+before clipping), ReFT in every PPO minibatch. The norm is computed from gradients that every
+process holds alike after the all-reduce (DDP) or that are reduced into it (sharded gradients), so
+every process reaches the same decision without a collective of its own.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+
+
+class NonFiniteTrainingError(RuntimeError):
+    """Too many consecutive optimizer steps had a non-finite gradient."""
+
+
+@dataclass
+class NonFiniteGuard:
+    """Counts skipped steps; the counts are saved in checkpoints (``state_dict`` / ``load_state_dict``).
+
+    Args:
+        max_consecutive: stop after this many consecutive skipped steps (the config key
+            ``model.init_args.max_nonfinite_steps``); 0 stops at the first.
+        lr: the configured peak learning rate, quoted in the stop message.
+    """
+
+    max_consecutive: int = 10
+    lr: float | None = None
+    skipped: int = 0
+    """Optimizer steps skipped since the run started (resumes included)."""
+    consecutive: int = 0
+    """Skipped steps since the last step taken."""
+
+    def allow_step(
+        self,
+        grad_norm: torch.Tensor | float,
+        parameters: Iterable[torch.nn.Parameter],
+        step: int,
+        clear: bool = True,
+    ) -> bool:
+        """Whether the optimizer may step; when the gradient norm is ``nan`` or ``inf`` it may not.
+
+        On a skip the gradients of ``parameters`` are set to ``None`` when ``clear`` (AdamW then
+        leaves those weights and their moments as they are; pass ``clear=False`` where a gradient
+        scaler skips the step itself), the skip is counted, the first one warns, and the
+        ``max_consecutive + 1``-th consecutive one raises :class:`NonFiniteTrainingError`.
+
+        Args:
+            grad_norm: total L2 norm of the gradients (a 0-d tensor or a float; a sharded ``DTensor``
+                is reduced to its full value).
+            parameters: the parameters the optimizer updates.
+            step: the optimizer step about to be taken (for the messages).
+        """
+        if isinstance(grad_norm, torch.Tensor):
+            grad_norm = (grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm).item()
+        if math.isfinite(grad_norm):
+            self.consecutive = 0
+            return True
+        if clear:
+            for parameter in parameters:
+                parameter.grad = None
+        self.skipped += 1
+        self.consecutive += 1
+        if self.consecutive > self.max_consecutive:
+            raise NonFiniteTrainingError(self._stop_message(step))
+        if self.skipped == 1:
+            warnings.warn(
+                f"optimizer step {step} skipped: the gradient norm is {grad_norm} (logged as "
+                "train/skipped_updates; the run stops after model.init_args.max_nonfinite_steps="
+                f"{self.max_consecutive} in a row)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        return False
+
+    def _stop_message(self, step: int) -> str:
+        lr = f" (now {self.lr:g})" if self.lr is not None else ""
+        return (
+            f"stopping at optimizer step {step}: {self.consecutive} consecutive steps had a nan or inf "
+            f"gradient and were skipped (model.init_args.max_nonfinite_steps={self.max_consecutive}). The "
+            "weights are those of the last finite step. Likely causes: a learning rate too high for this "
+            f"model (model.init_args.optimizer.lr{lr}), which diverges the loss; float16 overflow "
+            "(model.init_args.dtype, trainer.precision: use float32 or bfloat16); or batches whose "
+            "loss has no target token (check the data module's max length settings)"
+        )
+
+    def state_dict(self) -> dict[str, int]:
+        return {"skipped": self.skipped, "consecutive": self.consecutive}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.skipped, self.consecutive = int(state["skipped"]), int(state["consecutive"])
