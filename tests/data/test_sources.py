@@ -374,3 +374,22 @@ def test_read_hf_dataset_offline(files, monkeypatch: pytest.MonkeyPatch) -> None
     expected_error = "json:train[0]: field 'solution': not a number: '2 + 3 = 5'"
     with pytest.raises(DataFormatError, match=re.escape(expected_error)):
         read_hf_dataset("json", "train", question_field="problem", answer_field="solution", **local)
+
+
+@pytest.mark.parametrize(
+    ("reader", "name", "good", "place"),
+    [
+        (read_gsm8k_jsonl, "latin.jsonl", json.dumps(GOOD) + "\n", "latin.jsonl:2:"),
+        (read_reft_json, "latin.json", "[\n" + json.dumps(REFT) + ",\n", "latin.json:3:"),
+        (read_svamp_csv, "latin.csv", "Question,Numbers,Answer\n", "latin.csv:2:"),
+        (read_examples, "latin.jsonl", json.dumps(GOOD) + "\n", "latin.jsonl:2:"),
+    ],
+    ids=["jsonl", "json", "csv", "auto"],
+)
+def test_bytes_that_are_not_utf8_name_the_file_line_and_offset(
+    reader, name: str, good: str, place: str, tmp_path: Path
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(good.encode() + "Caf\xe9 number0 ?".encode("latin-1"))
+    offset = len(good.encode()) + 3
+    raises(reader, path, place, "not UTF-8", f"byte 0xe9 at byte offset {offset}", "save the file as UTF-8")
