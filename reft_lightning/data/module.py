@@ -65,7 +65,7 @@ def named_tokenizer(name: str | None) -> PreTrainedTokenizerBase:
             "data.init_args.tokenizer is not set: name the model's tokenizer (the `reft` command "
             "fills it in from model.init_args.tokenizer, or else model.init_args.model)"
         )
-    return load_tokenizer(name)
+    return load_tokenizer(name, "data.init_args.tokenizer")
 
 
 class MathDataModule(L.LightningDataModule):

@@ -24,6 +24,8 @@ from reft_lightning.stages.rng import (
 )
 
 ArgsT = TypeVar("ArgsT")
+MODEL_KEY = "model.init_args.{}"
+"""How errors name a stage argument in the config: ``MODEL_KEY.format("tokenizer")``."""
 
 
 def as_args(cls: type[ArgsT], value: ArgsT | dict[str, Any]) -> ArgsT:
@@ -71,7 +73,8 @@ class LanguageModelStage(L.LightningModule):
             self.hparams[key] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
         eval_generation = as_args(GenerationArgs, eval_generation)
         sampling_eval = as_args(SamplingEvalArgs, sampling_eval)
-        self.tokenizer = load_tokenizer(tokenizer or model)
+        tokenizer_key = MODEL_KEY.format("tokenizer" if tokenizer else "model")
+        self.tokenizer = load_tokenizer(tokenizer or model, tokenizer_key)
         self.model_name, self.dtype_name = model, dtype
         self.init_checkpoint, self.gradient_checkpointing = init_checkpoint, gradient_checkpointing
         self.model: PreTrainedModel | None = None
@@ -96,7 +99,7 @@ class LanguageModelStage(L.LightningModule):
         """
         if self.model is not None:
             return
-        self.model = load_causal_lm(self.model_name, self.dtype_name)
+        self.model = load_causal_lm(self.model_name, self.dtype_name, key=MODEL_KEY.format("model"))
         if self.init_checkpoint is not None:
             load_lightning_weights(self.model, self.init_checkpoint)
         self.model.train()  # from_pretrained returns eval mode, and Lightning keeps modes as it finds them

@@ -33,7 +33,7 @@ from reft_lightning.rl.gae import masked_mean, masked_var, masked_whiten
 from reft_lightning.rl.kl import AdaptiveKLController, FixedKLController, KLController, kl_estimate
 from reft_lightning.rl.logprobs import masked_entropy, token_logprobs
 from reft_lightning.rl.shaping import shape_rewards
-from reft_lightning.stages.base import LanguageModelStage, as_args
+from reft_lightning.stages.base import MODEL_KEY, LanguageModelStage, as_args
 from reft_lightning.stages.optim import OptimizerArgs, build_optimizer
 from reft_lightning.stages.ppo_args import PPOArgs
 from reft_lightning.stages.ppo_step import Rollout, optimise_rollout
@@ -143,11 +143,14 @@ class ReFTModule(LanguageModelStage):
         assert self.model is not None
         dtype = self.dtype_name
         initial_policy = (
-            self.model if self.reference_name is None else load_causal_lm(self.reference_name, dtype)
+            self.model
+            if self.reference_name is None
+            else load_causal_lm(self.reference_name, dtype, key=MODEL_KEY.format("reference"))
         )
         self.reference = copy.deepcopy(initial_policy).eval().requires_grad_(False)
         if self.value_model_name is not None:
-            self.value_model = load_causal_lm(self.value_model_name, dtype).train()
+            value_key = MODEL_KEY.format("value_model")
+            self.value_model = load_causal_lm(self.value_model_name, dtype, key=value_key).train()
             _freeze_untied_lm_head(self.value_model)
         if self.estimator.needs_critic:
             hidden_size = (self.value_model or self.model).config.hidden_size
