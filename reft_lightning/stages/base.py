@@ -11,10 +11,11 @@ from jsonargparse import lazy_instance
 from torchmetrics import MeanMetric
 from transformers import PreTrainedModel
 
+from reft_lightning.data.formats import CotFormat
 from reft_lightning.evaluation.sampling import SamplingEvalArgs, sample_and_score
 from reft_lightning.generation import GenerationArgs, GenerationEngine, HFGenerationEngine
 from reft_lightning.models.loading import load_causal_lm, load_lightning_weights, load_tokenizer
-from reft_lightning.rewards.base import Reward, score_completions
+from reft_lightning.rewards.base import Reward, check_reward_format, score_completions
 from reft_lightning.rewards.correctness import AnswerReward
 from reft_lightning.stages.rng import (
     gather_rng_states,
@@ -111,8 +112,12 @@ class LanguageModelStage(L.LightningModule):
     """The training batches this stage needs from a ``MathDataModule`` (it sets them when fitting)."""
 
     def setup(self, stage: str) -> None:
-        """Ask the data module for this stage's training batches (a different explicit choice is an error)."""
+        """Check the reward against the data's CoT format, and ask the data module for this stage's
+        training batches (a different explicit choice is an error)."""
         datamodule = self.trainer.datamodule
+        cot_format = getattr(datamodule, "cot_format", None)
+        if cot_format is not None:
+            check_reward_format(self.reward, CotFormat(cot_format).value)
         if stage != "fit" or not hasattr(datamodule, "train_batches"):
             return
         if datamodule.train_batches is None:

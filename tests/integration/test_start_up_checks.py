@@ -33,3 +33,9 @@ def test_sft_refuses_a_data_module_set_to_prompt_batches(tiny_model_dir: Path, t
     ):
         _trainer(tmp_path).fit(SFTModule(str(tiny_model_dir)), _data(tiny_model_dir, train_batches="prompts"))
 
+
+def test_the_default_ncot_reward_is_refused_on_pcot_data(tiny_model_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(
+        ValueError, match=r"model\.init_args\.reward is AnswerReward.*data\.init_args\.cot_format"
+    ):
+        _trainer(tmp_path).fit(SFTModule(str(tiny_model_dir)), _data(tiny_model_dir, cot_format="pcot"))
