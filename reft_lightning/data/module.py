@@ -178,6 +178,14 @@ class MathDataModule(L.LightningDataModule):
                 self.cache_dir,
             )
 
+    def longest_prompt(self, split: str) -> int:
+        """Tokens of the longest generation prompt of ``split`` (at most ``max_prompt_length``); 0 before
+        :meth:`setup` or for an unknown split."""
+        tokenized = self._tokenized.get(split)
+        if tokenized is None or len(tokenized) == 0:
+            return 0
+        return max(len(ids) for ids in tokenized["prompt_ids"])
+
     def train_dataloader(self) -> DataLoader:
         pad_id = self.tokenizer.pad_token_id
         if self.train_batches == "prompts":  # None (no stage attached): SFT batches

@@ -27,6 +27,8 @@ from reft_lightning.stages.rng import (
 ArgsT = TypeVar("ArgsT")
 MODEL_KEY = "model.init_args.{}"
 """How errors name a stage argument in the config: ``MODEL_KEY.format("tokenizer")``."""
+EVAL_TOKENS_KEY = MODEL_KEY.format("eval_generation.max_new_tokens")
+"""How errors name evaluation's token budget."""
 
 
 def as_args(cls: type[ArgsT], value: ArgsT | dict[str, Any]) -> ArgsT:
@@ -107,6 +109,43 @@ class LanguageModelStage(L.LightningModule):
         if self.gradient_checkpointing:
             self.model.gradient_checkpointing_enable()
         self.engine = HFGenerationEngine(self.model, self.tokenizer)
+        self.check_generation_room()
+
+    def generation_budgets(self) -> dict[str, tuple[int, tuple[str, ...]]]:
+        """``{config key: (max_new_tokens, splits whose prompts it continues)}`` of each generation
+        this stage runs: evaluation answers validation, test and the predict split."""
+        datamodule = self._trainer.datamodule if self._trainer is not None else None
+        splits = ("val", "test", getattr(datamodule, "predict_split", "test"))
+        return {EVAL_TOKENS_KEY: (self.eval_generation.max_new_tokens, splits)}
+
+    def check_generation_room(self) -> None:
+        """Refuse, before any batch, a ``max_new_tokens`` that with the longest prompt of the splits it
+        answers would run past the model's positions (GPT-2 then fails mid-run with an IndexError).
+
+        Prompt lengths come from a data module with ``longest_prompt`` (set up before
+        ``configure_model``); without one only ``max_new_tokens`` is checked here, and each batch's
+        prompts when it is generated from (:meth:`check_room`).
+        """
+        datamodule = self._trainer.datamodule if self._trainer is not None else None
+        longest = getattr(datamodule, "longest_prompt", lambda split: 0)
+        for key, (max_new_tokens, splits) in self.generation_budgets().items():
+            self.check_room(max(longest(split) for split in splits), max_new_tokens, key)
+
+    def check_room(self, prompt_tokens: int, max_new_tokens: int, key: str) -> None:
+        """Raise ``ValueError`` naming ``key`` and the model's limit when ``prompt_tokens`` plus
+        ``max_new_tokens`` exceed the model's positions (models without a known limit pass)."""
+        limit = position_limit(self.model)
+        total = prompt_tokens + max_new_tokens
+        if limit is None or total <= limit[1]:
+            return
+        attribute, positions = limit
+        prompt = f" plus the longest prompt ({prompt_tokens} tokens)" if prompt_tokens else ""
+        shorter = " or lower data.init_args.max_prompt_length" if prompt_tokens else ""
+        raise ValueError(
+            f"{key}={max_new_tokens}{prompt} is {total} tokens, beyond the {positions} positions of "
+            f"model {self.model_name!r} (config.{attribute}): set {key} to at most "
+            f"{max(positions - prompt_tokens, 0)}{shorter}"
+        )
 
     train_batches: ClassVar[Literal["sft", "prompts"]] = "sft"
     """The training batches this stage needs from a ``MathDataModule`` (it sets them when fitting)."""
@@ -146,6 +185,7 @@ class LanguageModelStage(L.LightningModule):
         """
         examples = list(batch["examples"])
         ids, mask = batch["prompt_ids"], batch["prompt_mask"]
+        self.check_room(ids.shape[1], self.eval_generation.max_new_tokens, EVAL_TOKENS_KEY)
         greedy = self.engine.generate(ids, mask, self.eval_generation)
         scored = score_completions(self.reward, greedy.texts, examples)
         records = [
@@ -230,6 +270,16 @@ class LanguageModelStage(L.LightningModule):
 
     def teardown(self, stage: str) -> None:
         self.reward.close()
+
+
+def position_limit(model: PreTrainedModel) -> tuple[str, int] | None:
+    """The most tokens ``model`` can attend over and its config attribute (``max_position_embeddings``,
+    or GPT-2's ``n_positions``), or ``None`` when the config states none."""
+    for attribute in ("max_position_embeddings", "n_positions"):
+        value = getattr(model.config, attribute, None)
+        if isinstance(value, int) and value > 0:
+            return attribute, value
+    return None
 
 
 def _metric_key(split: str, name: str) -> str:

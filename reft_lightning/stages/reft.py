@@ -42,6 +42,8 @@ REFT_OPTIMIZER = OptimizerArgs(lr=3e-7, schedule="constant", warmup_ratio=0.0)
 """The spec's ReFT optimizer: AdamW at a constant 3e-7 (3e-6 for 125M-parameter models), no warm-up."""
 REFERENCE_PREFIX = "reference."
 """State-dict prefix of the frozen reference model, which checkpoints leave out (it is reloadable)."""
+ROLLOUT_TOKENS_KEY = MODEL_KEY.format("rollout.max_new_tokens")
+"""How errors name the rollouts' token budget."""
 
 
 class ReFTModule(LanguageModelStage):
@@ -156,6 +158,11 @@ class ReFTModule(LanguageModelStage):
             hidden_size = (self.value_model or self.model).config.hidden_size
             self.value_head = ValueHead(hidden_size, self.value_dropout, self.value_init)
 
+    def generation_budgets(self) -> dict[str, tuple[int, tuple[str, ...]]]:
+        """Evaluation's (base class), and rollouts, which continue the training questions."""
+        rollout = (self.rollout_args.max_new_tokens, ("train",))
+        return {**super().generation_budgets(), ROLLOUT_TOKENS_KEY: rollout}
+
     # ------------------------------------------------------------------ the PPO iteration
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
@@ -166,6 +173,7 @@ class ReFTModule(LanguageModelStage):
             batch["prompt_ids"].repeat_interleave(k, 0),
             batch["prompt_mask"].repeat_interleave(k, 0),
         )
+        self.check_room(prompt_ids.shape[1], self.rollout_args.max_new_tokens, ROLLOUT_TOKENS_KEY)
         with self._timed("rollout"), self._eval_mode():  # 1. sample completions (no grad, KV cache)
             self.engine.update_weights(self.model)
             completions = self.engine.generate(prompt_ids, prompt_mask, self.rollout_args)
