@@ -15,10 +15,11 @@ from typing import Literal
 
 import datasets
 import lightning as L
+from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
-from reft_lightning.data.collate import collate_eval, collate_prompts, collate_sft
+from reft_lightning.data.collate import IGNORE_INDEX, collate_eval, collate_prompts, collate_sft
 from reft_lightning.data.example import MathExample
 from reft_lightning.data.fetch import resolve_source
 from reft_lightning.data.formats import CotFormat, CotFormatName
@@ -58,6 +59,28 @@ def _require_gold_chains(examples: list[MathExample], module: str) -> None:
         )
 
 
+def _report_unsupervised(examples: list[MathExample], rows: list[int], max_length: int, module: str) -> None:
+    """Warn once about training examples ``rows`` whose prompt fills ``max_length`` tokens; refuse a
+    split where that is every example."""
+    if not rows:
+        return
+    ids = [examples[row].id for row in rows[:5]]
+    reason = (
+        f"the prompt (question) fills data.init_args.max_length={max_length} tokens, leaving no target "
+        f"token to train on"
+    )
+    if len(rows) == len(examples):
+        raise ValueError(
+            f"{module}: split 'train': in all {len(rows)} training examples {reason} (e.g. {ids}): "
+            f"raise data.init_args.max_length or shorten the questions"
+        )
+    more = ", ..." if len(rows) > len(ids) else ""
+    rank_zero_warn(
+        f"{module}: split 'train': dropped {len(rows)} of {len(examples)} training examples where {reason} "
+        f"(ids {ids}{more}); raise data.init_args.max_length to keep them"
+    )
+
+
 def named_tokenizer(name: str | None) -> PreTrainedTokenizerBase:
     """Load the data module's tokenizer ``name``; the ``reft`` CLI sets it to the model's."""
     if name is None:
@@ -65,7 +88,7 @@ def named_tokenizer(name: str | None) -> PreTrainedTokenizerBase:
             "data.init_args.tokenizer is not set: name the model's tokenizer (the `reft` command "
             "fills it in from model.init_args.tokenizer, or else model.init_args.model)"
         )
-    return load_tokenizer(name)
+    return load_tokenizer(name, "data.init_args.tokenizer")
 
 
 class MathDataModule(L.LightningDataModule):
@@ -75,7 +98,8 @@ class MathDataModule(L.LightningDataModule):
         cot_format: ``ncot`` (natural-language chain) or ``pcot`` (Python program).
         batch_size: training examples per device per step (SFT sequences, or questions per RL rollout).
         eval_batch_size: prompts per device per generation batch.
-        max_length: tokens of prompt + target + EOS kept for SFT (spec: 1024).
+        max_length: tokens of prompt + target + EOS kept for SFT (spec: 1024); SFT drops training
+            examples whose prompt alone fills it, warning once (none left is an error).
         max_prompt_length: tokens of a generation prompt kept, counted from its end (spec: 300).
         val_size: validation examples held out from train (a fraction if < 1) when the source has
             no validation split; model selection uses it, never the test set.
@@ -130,6 +154,7 @@ class MathDataModule(L.LightningDataModule):
         self.examples: dict[str, list[MathExample]] = {}
         self._tokenized: dict[str, datasets.Dataset] = {}
         self._tokenizer: PreTrainedTokenizerBase | None = None
+        self._sft_train: datasets.Dataset | None = None
 
     @abstractmethod
     def load_splits(self) -> dict[str, list[MathExample]]:
@@ -178,6 +203,14 @@ class MathDataModule(L.LightningDataModule):
                 self.cache_dir,
             )
 
+    def longest_prompt(self, split: str) -> int:
+        """Tokens of the longest generation prompt of ``split`` (at most ``max_prompt_length``); 0 before
+        :meth:`setup` or for an unknown split."""
+        tokenized = self._tokenized.get(split)
+        if tokenized is None or len(tokenized) == 0:
+            return 0
+        return max(len(ids) for ids in tokenized["prompt_ids"])
+
     def train_dataloader(self) -> DataLoader:
         pad_id = self.tokenizer.pad_token_id
         if self.train_batches == "prompts":  # None (no stage attached): SFT batches
@@ -189,14 +222,32 @@ class MathDataModule(L.LightningDataModule):
         else:
             _require_gold_chains(self.examples["train"], type(self).__name__)
             columns, collate = ["input_ids", "labels"], partial(collate_sft, pad_id=pad_id)
+        train = self._tokenized["train"] if self.train_batches == "prompts" else self._supervised_train()
         return resumable_train_loader(
-            self._tokenized["train"].select_columns(columns),
+            train.select_columns(columns),
             self.batch_size,
             self.trainer,
             self.shuffle_seed,
             collate,
             self.num_workers,
         )
+
+    def _supervised_train(self) -> datasets.Dataset:
+        """The tokenised training split for SFT, without the examples that would train on no token.
+
+        An example whose prompt alone fills ``max_length`` keeps no target token (every label is
+        ``IGNORE_INDEX``; a batch of such examples has a nan loss). They are dropped and counted,
+        with one warning naming them; when every example is dropped, that is an error.
+        """
+        if self._sft_train is None:
+            tokenized = self._tokenized["train"]
+            unsupervised = [
+                row for row, labels in enumerate(tokenized["labels"]) if labels and labels[-1] == IGNORE_INDEX
+            ]
+            _report_unsupervised(self.examples["train"], unsupervised, self.max_length, type(self).__name__)
+            dropped = set(unsupervised)
+            self._sft_train = tokenized.select([row for row in range(len(tokenized)) if row not in dropped])
+        return self._sft_train
 
     def _eval_loader(self, split: Split) -> DataLoader:
         return eval_loader(

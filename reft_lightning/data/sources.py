@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from reft_lightning.data.answers import normalize_choice
 from reft_lightning.data.example import MathExample
 from reft_lightning.data.sources_choices import options_from_question, parse_options_line
 from reft_lightning.data.sources_raw import (
@@ -37,7 +38,7 @@ __all__ = [
 ]
 
 REFT_PREFIXES = ("gsm8k", "svamp", "mathqa", "mathqa-numeric")
-"""``item_id`` prefixes of the ReFT files; ``mathqa`` is multiple choice, the others numeric."""
+"""``item_id`` prefixes of the shipped ReFT files; ``mathqa`` is multiple choice, the others numeric."""
 
 _CALCULATOR_ANNOTATION = re.compile(r"<<.*?>>")
 _NUMBER_SLOT = re.compile(r"\bnumber(\d+)\b")
@@ -51,25 +52,60 @@ def _choices(record: RawRecord, field: str, question: str) -> tuple[str, ...]:
         raise record.error(field, str(exc)) from exc
 
 
-def read_reft_json(path: str | Path) -> list[MathExample]:
-    """The ReFT paper's files: a JSON array of ``{item_id, question, answer_value[, answer_cot]}``.
+def _shipped_prefix(item_id: str) -> str | None:
+    """The dataset of a shipped ReFT id (``mathqa_3`` -> ``mathqa``), or ``None`` for any other id."""
+    prefix, _, number = item_id.rpartition("_")
+    return prefix if prefix in REFT_PREFIXES and number.isdigit() else None
 
-    The ``item_id`` prefix (``gsm8k_12``, ``mathqa-numeric_3``, ...) sets the answer type: for
-    ``mathqa`` the answer is a letter a-e and the question's last line holds the options (kept in the
-    question, parsed into ``choices``); for the others the answer must be a number (commas removed).
+
+def _is_letter(value: object) -> bool:
+    """Whether an ``answer_value`` reads as one option letter (``"b"``, ``"B"``, ``"'c'"``)."""
+    letter = normalize_choice(value) if isinstance(value, str) else None
+    return letter is not None and len(letter) == 1 and letter.isascii() and letter.isalpha()
+
+
+def _is_multiple_choice(record: RawRecord, item_id: str) -> bool:
+    """A shipped id's dataset sets the answer type (only ``mathqa`` is multiple choice); any other id
+    is multiple choice when its ``answer_value`` is one letter, else numeric."""
+    prefix = _shipped_prefix(item_id)
+    if prefix is not None:
+        return prefix == "mathqa"
+    return _is_letter(record.get("answer_value"))
+
+
+def _letter_choices(record: RawRecord, question: str) -> tuple[str, ...]:
+    """The options of a record of one's own whose answer is a letter, or an error saying so."""
+    try:
+        return options_from_question(question)
+    except ValueError as exc:
+        raise record.error(
+            "question",
+            f"answer_value {record.get('answer_value')!r} is a letter, so the question's last line must "
+            f"list the options 'a ) .. , b ) .. , c ) .. , d ) .. , e ) ..' ({exc}); or give a numeric "
+            f"answer_value",
+        ) from exc
+
+
+def read_reft_json(path: str | Path) -> list[MathExample]:
+    """The ReFT paper's files, or one's own in their format: a JSON array of ``{item_id, question,
+    answer_value[, answer_cot]}``; ``item_id`` is any unique text.
+
+    The answer type: for the shipped datasets' ids (``gsm8k_12``, ``mathqa-numeric_3``, prefixes in
+    :data:`REFT_PREFIXES`) the prefix sets it: ``mathqa`` is multiple choice, the others numeric.
+    Any other id (``mydata_0``) is multiple choice when ``answer_value`` is one letter, else numeric.
+    Multiple choice: the answer is a letter a-e and the question's last line holds the options (kept
+    in the question, parsed into ``choices``); numeric: the answer must be a number (commas removed).
     """
 
     def build(record: RawRecord) -> MathExample:
         item_id = record.text("item_id")
-        prefix, _, number = item_id.rpartition("_")
-        if prefix not in REFT_PREFIXES or not number.isdigit():
-            raise record.error(
-                "item_id", f"expected '<prefix>_<n>' with prefix in {REFT_PREFIXES}: {item_id!r}"
-            )
         question = record.text("question")
         cot = record.text("answer_cot", required=False)
-        if prefix == "mathqa":
-            choices = _choices(record, "question", question)
+        if _is_multiple_choice(record, item_id):
+            if _shipped_prefix(item_id) is None:
+                choices = _letter_choices(record, question)
+            else:
+                choices = _choices(record, "question", question)
             return MathExample(item_id, question, record.letter("answer_value", choices), cot, choices)
         return MathExample(item_id, question, record.number("answer_value"), cot)
 

@@ -9,6 +9,7 @@ field, e.g. ``data/x.jsonl:17: field 'answer': not a number: 'abc'``.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping
@@ -107,8 +108,27 @@ class RawRecord:
         return letter
 
 
+def decode_utf8(path: Path) -> str:
+    """The text of ``path``, which must be UTF-8; newlines are kept as written (``\\r\\n`` too).
+
+    Raises :class:`DataFormatError` naming the file, the 1-based line and the byte offset of the
+    first byte that is not UTF-8, instead of a bare ``UnicodeDecodeError``.
+    """
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DataFormatError(
+            str(path),
+            f"not UTF-8 text: byte 0x{data[exc.start]:02x} at byte offset {exc.start} ({exc.reason}); "
+            f"save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)",
+            location=f":{line}",
+        ) from exc
+
+
 def _read_text(path: Path) -> str:
-    text = path.read_text(encoding="utf-8")
+    text = decode_utf8(path)
     if not text.strip():
         raise DataFormatError(str(path), "empty file")
     return text
@@ -159,14 +179,13 @@ def load_csv(path: Path) -> list[RawRecord]:
     """Rows of a CSV file with a header line; locations are the 1-based line where a row starts."""
     source = str(path)
     records: list[RawRecord] = []
-    with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        if reader.fieldnames is None:
-            raise DataFormatError(source, "empty file")
+    reader = csv.DictReader(io.StringIO(decode_utf8(path), newline=""))
+    if reader.fieldnames is None:
+        raise DataFormatError(source, "empty file")
+    lines_read = reader.line_num
+    for row in reader:
+        records.append(RawRecord(source, f":{lines_read + 1}", len(records), row))
         lines_read = reader.line_num
-        for row in reader:
-            records.append(RawRecord(source, f":{lines_read + 1}", len(records), row))
-            lines_read = reader.line_num
     if not records:
         raise DataFormatError(source, "no data rows (header only)")
     return records

@@ -1,10 +1,14 @@
 """Load any causal LM and its tokenizer by hub name or local path.
 
 The one loading path for every model: a 7B hub checkpoint and an offline tiny model saved by
-``models/tiny.py`` go through the same calls.
+``models/tiny.py`` go through the same calls. A name that is a local path (see
+:func:`looks_like_local_path`) and does not exist is refused naming the path and its config key,
+instead of transformers' message about hub repository ids.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
@@ -21,12 +25,45 @@ def resolve_dtype(name: str) -> torch.dtype:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {name!r}") from None
 
 
-def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
+def looks_like_local_path(name_or_path: str) -> bool:
+    """Whether ``name_or_path`` names a local directory rather than a hub id (``org/name`` or ``name``).
+
+    The rule: it exists locally; or it starts with ``/``, ``.`` or ``~``, or ends with ``/``; or it has
+    more than one ``/`` or any ``\\`` (a hub id has at most one ``/``); or its first component is an
+    existing local directory (``runs/best`` where ``runs/`` exists). Anything else, such as
+    ``Qwen/Qwen2.5-0.5B`` or ``gpt2``, is a hub id.
+    """
+    if Path(name_or_path).expanduser().exists():
+        return True
+    if name_or_path.startswith(("/", ".", "~")) or name_or_path.endswith("/"):
+        return True
+    if name_or_path.count("/") > 1 or "\\" in name_or_path:
+        return True
+    first, slash, _ = name_or_path.partition("/")
+    return bool(slash) and Path(first).is_dir()
+
+
+def require_local_model(name_or_path: str, key: str) -> None:
+    """Raise ``FileNotFoundError`` naming ``key`` and the path when ``name_or_path`` is a local path
+    (:func:`looks_like_local_path`) that does not exist; hub ids pass unchecked."""
+    path = Path(name_or_path).expanduser()
+    if looks_like_local_path(name_or_path) and not path.exists():
+        raise FileNotFoundError(
+            f"{key}: model path not found: {path.absolute()} (from config value {name_or_path!r}). Give "
+            f"an existing directory holding config.json and the weights (an SFT run's hf/best or "
+            f"hf/final export, or a saved tiny model), or a hub id such as 'Qwen/Qwen2.5-0.5B'"
+        )
+
+
+def load_tokenizer(name_or_path: str, key: str = "tokenizer") -> PreTrainedTokenizerBase:
     """Load a tokenizer and make it usable for batching: it must have EOS, and gets a pad token.
 
-    Padding side is irrelevant here: the collators pad explicitly (right for training, left for
-    generation). A tokenizer without a pad token reuses EOS as pad; attention masks keep them apart.
+    ``key`` names the config field the value came from, for the error a missing local path raises
+    (:func:`require_local_model`). Padding side is irrelevant here: the collators pad explicitly
+    (right for training, left for generation). A tokenizer without a pad token reuses EOS as pad;
+    attention masks keep them apart.
     """
+    require_local_model(name_or_path, key)
     tokenizer = AutoTokenizer.from_pretrained(name_or_path)
     if tokenizer.eos_token_id is None:
         raise ValueError(f"tokenizer {name_or_path!r} has no EOS token; targets must end with EOS")
@@ -35,8 +72,15 @@ def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
-def load_causal_lm(name_or_path: str, dtype: str = "float32", **kwargs: object) -> PreTrainedModel:
-    """Load a causal LM with weights in ``dtype`` (``float32``, ``bfloat16`` or ``float16``)."""
+def load_causal_lm(
+    name_or_path: str, dtype: str = "float32", *, key: str = "model", **kwargs: object
+) -> PreTrainedModel:
+    """Load a causal LM with weights in ``dtype`` (``float32``, ``bfloat16`` or ``float16``).
+
+    ``key`` names the config field the value came from, for the error a missing local path raises
+    (:func:`require_local_model`).
+    """
+    require_local_model(name_or_path, key)
     return AutoModelForCausalLM.from_pretrained(name_or_path, dtype=resolve_dtype(dtype), **kwargs)
 
 

@@ -11,6 +11,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from reft_lightning.data.example import MathExample
 
@@ -43,8 +44,17 @@ class Reward(ABC):
     """Base class of all rewards.
 
     Subclasses implement :meth:`__call__`; those holding resources (a sandbox pool) override
-    :meth:`close`, which the trainer calls when it is done with the reward.
+    :meth:`close`, which the trainer calls when it is done with the reward. A reward written for one
+    chain-of-thought format sets :attr:`cot_formats`, and the stages refuse it on data of another.
     """
+
+    cot_formats: ClassVar[frozenset[str] | None] = None
+    """The CoT formats (``data.init_args.cot_format``: ``"ncot"``, ``"pcot"``) whose completions this
+    reward scores; ``None`` (the default, so a custom reward is never refused): any format."""
+
+    def scores_format(self, cot_format: str) -> bool:
+        """Whether this reward scores completions written in ``cot_format`` (by :attr:`cot_formats`)."""
+        return self.cot_formats is None or cot_format in self.cot_formats
 
     @abstractmethod
     def __call__(self, completions: Sequence[str], examples: Sequence[MathExample]) -> RewardOutput:
@@ -72,6 +82,33 @@ class OutcomeScores:
         return self.wrong if answer is None else self.partial
 
 
+def reward_name(reward: Reward) -> str:
+    """The class name of ``reward`` as configured (the class a ``lazy_instance`` default stands for)."""
+    lazy = getattr(reward, "_lazy_class_type", None)  # jsonargparse's lazy_instance records it
+    return (lazy if isinstance(lazy, type) else type(reward)).__qualname__
+
+
+FORMAT_REWARDS = {
+    "ncot": "AnswerReward (ChoiceReward for multiple choice)",
+    "pcot": "ProgramReward (ChoiceReward with program: ProgramReward for multiple choice)",
+}
+"""The built-in rewards to suggest for each CoT format."""
+
+
+def check_reward_format(reward: Reward, cot_format: str, data_key: str = "data.init_args.cot_format") -> None:
+    """Raise ``ValueError`` naming ``model.init_args.reward`` and ``data_key`` when ``reward`` does not
+    score ``cot_format`` completions (an N-CoT reward would score every P-CoT program 0, silently)."""
+    if reward.scores_format(cot_format):
+        return
+    name = reward_name(reward)
+    raise ValueError(
+        f"model.init_args.reward is {name}, which does not score {cot_format!r} completions, but "
+        f"{data_key} is {cot_format!r}: every completion would score as wrong. Use "
+        f"{FORMAT_REWARDS.get(cot_format, 'a reward for that format')} as model.init_args.reward, "
+        f"or set {data_key} to the format the reward scores"
+    )
+
+
 def check_lengths(completions: Sequence[str], examples: Sequence[MathExample]) -> None:
     """Raise ``ValueError`` when completions and examples are not paired one to one."""
     if len(completions) != len(examples):
@@ -88,7 +125,7 @@ def score_completions(
     the loss and the weights); the message shows the first offending sample.
     """
     output = reward(completions, examples)
-    name = type(reward).__qualname__
+    name = reward_name(reward)
     if len(output.scores) != len(completions):
         raise ValueError(
             f"reward {name} returned {len(output.scores)} scores for {len(completions)} completions"

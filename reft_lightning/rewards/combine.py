@@ -39,6 +39,10 @@ class WeightedSum(Reward):
         first = outputs[0]
         return RewardOutput(scores=scores, answers=first.answers, correct=first.correct, metrics=metrics)
 
+    def scores_format(self, cot_format: str) -> bool:
+        """Every combined reward must score ``cot_format``."""
+        return all(reward.scores_format(cot_format) for reward in self.rewards)
+
     def close(self) -> None:
         for reward in self.rewards:
             reward.close()

@@ -37,6 +37,8 @@ class AnswerReward(Reward):
         tolerance: absolute tolerance of the numeric comparison.
     """
 
+    cot_formats = frozenset({"ncot"})
+
     def __init__(
         self,
         correct: float = 1.0,
@@ -101,6 +103,8 @@ class ProgramReward(Reward):
     The sandbox pool starts on first use and is released by :meth:`close`; it is not pickled.
     Metrics: ``error_fraction`` (no value returned) and ``timeout_fraction``.
     """
+
+    cot_formats = frozenset({"pcot"})
 
     def __init__(
         self,
@@ -174,7 +178,11 @@ class ChoiceReward(Reward):
             at least 0.1 (``minimum=0.1``), which the paper links to reward hacking by guessing.
         trigger: the N-CoT answer trigger.
         program: run completions as P-CoT programs with this reward's sandbox.
+
+    Scores N-CoT completions without ``program``, P-CoT completions with it (:meth:`scores_format`).
     """
+
+    cot_formats = frozenset({"ncot", "pcot"})
 
     def __init__(
         self,
@@ -189,6 +197,9 @@ class ChoiceReward(Reward):
         self.minimum = minimum
         self.trigger = trigger
         self.program = program
+
+    def scores_format(self, cot_format: str) -> bool:
+        return cot_format == ("ncot" if self.program is None else "pcot")
 
     def __call__(self, completions: Sequence[str], examples: Sequence[MathExample]) -> RewardOutput:
         check_lengths(completions, examples)

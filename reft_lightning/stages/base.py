@@ -12,10 +12,11 @@ from torchmetrics import MeanMetric
 from transformers import PreTrainedModel
 
 from reft_lightning.checkpoints.finite import NonFiniteStateError, first_nonfinite, nonfinite_message
+from reft_lightning.data.formats import CotFormat
 from reft_lightning.evaluation.sampling import SamplingEvalArgs, sample_and_score
 from reft_lightning.generation import GenerationArgs, GenerationEngine, HFGenerationEngine
 from reft_lightning.models.loading import load_causal_lm, load_lightning_weights, load_tokenizer
-from reft_lightning.rewards.base import Reward, score_completions
+from reft_lightning.rewards.base import Reward, check_reward_format, score_completions
 from reft_lightning.rewards.correctness import AnswerReward
 from reft_lightning.stages.numeric_guard import NonFiniteGuard
 from reft_lightning.stages.rng import (
@@ -26,6 +27,10 @@ from reft_lightning.stages.rng import (
 )
 
 ArgsT = TypeVar("ArgsT")
+MODEL_KEY = "model.init_args.{}"
+"""How errors name a stage argument in the config: ``MODEL_KEY.format("tokenizer")``."""
+EVAL_TOKENS_KEY = MODEL_KEY.format("eval_generation.max_new_tokens")
+"""How errors name evaluation's token budget."""
 
 
 def as_args(cls: type[ArgsT], value: ArgsT | dict[str, Any]) -> ArgsT:
@@ -76,7 +81,8 @@ class LanguageModelStage(L.LightningModule):
             self.hparams[key] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
         eval_generation = as_args(GenerationArgs, eval_generation)
         sampling_eval = as_args(SamplingEvalArgs, sampling_eval)
-        self.tokenizer = load_tokenizer(tokenizer or model)
+        tokenizer_key = MODEL_KEY.format("tokenizer" if tokenizer else "model")
+        self.tokenizer = load_tokenizer(tokenizer or model, tokenizer_key)
         self.model_name, self.dtype_name = model, dtype
         self.init_checkpoint, self.gradient_checkpointing = init_checkpoint, gradient_checkpointing
         self.model: PreTrainedModel | None = None
@@ -105,20 +111,61 @@ class LanguageModelStage(L.LightningModule):
         """
         if self.model is not None:
             return
-        self.model = load_causal_lm(self.model_name, self.dtype_name)
+        self.model = load_causal_lm(self.model_name, self.dtype_name, key=MODEL_KEY.format("model"))
         if self.init_checkpoint is not None:
             load_lightning_weights(self.model, self.init_checkpoint)
         self.model.train()  # from_pretrained returns eval mode, and Lightning keeps modes as it finds them
         if self.gradient_checkpointing:
             self.model.gradient_checkpointing_enable()
         self.engine = HFGenerationEngine(self.model, self.tokenizer)
+        self.check_generation_room()
+
+    def generation_budgets(self) -> dict[str, tuple[int, tuple[str, ...]]]:
+        """``{config key: (max_new_tokens, splits whose prompts it continues)}`` of each generation
+        this stage runs: evaluation answers validation, test and the predict split."""
+        datamodule = self._trainer.datamodule if self._trainer is not None else None
+        splits = ("val", "test", getattr(datamodule, "predict_split", "test"))
+        return {EVAL_TOKENS_KEY: (self.eval_generation.max_new_tokens, splits)}
+
+    def check_generation_room(self) -> None:
+        """Refuse, before any batch, a ``max_new_tokens`` that with the longest prompt of the splits it
+        answers would run past the model's positions (GPT-2 then fails mid-run with an IndexError).
+
+        Prompt lengths come from a data module with ``longest_prompt`` (set up before
+        ``configure_model``); without one only ``max_new_tokens`` is checked here, and each batch's
+        prompts when it is generated from (:meth:`check_room`).
+        """
+        datamodule = self._trainer.datamodule if self._trainer is not None else None
+        longest = getattr(datamodule, "longest_prompt", lambda split: 0)
+        for key, (max_new_tokens, splits) in self.generation_budgets().items():
+            self.check_room(max(longest(split) for split in splits), max_new_tokens, key)
+
+    def check_room(self, prompt_tokens: int, max_new_tokens: int, key: str) -> None:
+        """Raise ``ValueError`` naming ``key`` and the model's limit when ``prompt_tokens`` plus
+        ``max_new_tokens`` exceed the model's positions (models without a known limit pass)."""
+        limit = position_limit(self.model)
+        total = prompt_tokens + max_new_tokens
+        if limit is None or total <= limit[1]:
+            return
+        attribute, positions = limit
+        prompt = f" plus the longest prompt ({prompt_tokens} tokens)" if prompt_tokens else ""
+        shorter = " or lower data.init_args.max_prompt_length" if prompt_tokens else ""
+        raise ValueError(
+            f"{key}={max_new_tokens}{prompt} is {total} tokens, beyond the {positions} positions of "
+            f"model {self.model_name!r} (config.{attribute}): set {key} to at most "
+            f"{max(positions - prompt_tokens, 0)}{shorter}"
+        )
 
     train_batches: ClassVar[Literal["sft", "prompts"]] = "sft"
     """The training batches this stage needs from a ``MathDataModule`` (it sets them when fitting)."""
 
     def setup(self, stage: str) -> None:
-        """Ask the data module for this stage's training batches (a different explicit choice is an error)."""
+        """Check the reward against the data's CoT format, and ask the data module for this stage's
+        training batches (a different explicit choice is an error)."""
         datamodule = self.trainer.datamodule
+        cot_format = getattr(datamodule, "cot_format", None)
+        if cot_format is not None:
+            check_reward_format(self.reward, CotFormat(cot_format).value)
         if stage != "fit" or not hasattr(datamodule, "train_batches"):
             return
         if datamodule.train_batches is None:
@@ -147,6 +194,7 @@ class LanguageModelStage(L.LightningModule):
         """
         examples = list(batch["examples"])
         ids, mask = batch["prompt_ids"], batch["prompt_mask"]
+        self.check_room(ids.shape[1], self.eval_generation.max_new_tokens, EVAL_TOKENS_KEY)
         greedy = self.engine.generate(ids, mask, self.eval_generation)
         scored = score_completions(self.reward, greedy.texts, examples)
         records = [
@@ -255,6 +303,16 @@ class LanguageModelStage(L.LightningModule):
 
     def teardown(self, stage: str) -> None:
         self.reward.close()
+
+
+def position_limit(model: PreTrainedModel) -> tuple[str, int] | None:
+    """The most tokens ``model`` can attend over and its config attribute (``max_position_embeddings``,
+    or GPT-2's ``n_positions``), or ``None`` when the config states none."""
+    for attribute in ("max_position_embeddings", "n_positions"):
+        value = getattr(model.config, attribute, None)
+        if isinstance(value, int) and value > 0:
+            return attribute, value
+    return None
 
 
 def _metric_key(split: str, name: str) -> str:

@@ -33,7 +33,7 @@ from reft_lightning.rl.gae import masked_mean, masked_var, masked_whiten
 from reft_lightning.rl.kl import AdaptiveKLController, FixedKLController, KLController, kl_estimate
 from reft_lightning.rl.logprobs import masked_entropy, token_logprobs
 from reft_lightning.rl.shaping import shape_rewards
-from reft_lightning.stages.base import LanguageModelStage, as_args
+from reft_lightning.stages.base import MODEL_KEY, LanguageModelStage, as_args
 from reft_lightning.stages.optim import OptimizerArgs, build_optimizer
 from reft_lightning.stages.ppo_args import PPOArgs
 from reft_lightning.stages.ppo_step import Rollout, optimise_rollout
@@ -42,6 +42,8 @@ REFT_OPTIMIZER = OptimizerArgs(lr=3e-7, schedule="constant", warmup_ratio=0.0)
 """The spec's ReFT optimizer: AdamW at a constant 3e-7 (3e-6 for 125M-parameter models), no warm-up."""
 REFERENCE_PREFIX = "reference."
 """State-dict prefix of the frozen reference model, which checkpoints leave out (it is reloadable)."""
+ROLLOUT_TOKENS_KEY = MODEL_KEY.format("rollout.max_new_tokens")
+"""How errors name the rollouts' token budget."""
 
 
 class ReFTModule(LanguageModelStage):
@@ -146,15 +148,23 @@ class ReFTModule(LanguageModelStage):
         assert self.model is not None
         dtype = self.dtype_name
         initial_policy = (
-            self.model if self.reference_name is None else load_causal_lm(self.reference_name, dtype)
+            self.model
+            if self.reference_name is None
+            else load_causal_lm(self.reference_name, dtype, key=MODEL_KEY.format("reference"))
         )
         self.reference = copy.deepcopy(initial_policy).eval().requires_grad_(False)
         if self.value_model_name is not None:
-            self.value_model = load_causal_lm(self.value_model_name, dtype).train()
+            value_key = MODEL_KEY.format("value_model")
+            self.value_model = load_causal_lm(self.value_model_name, dtype, key=value_key).train()
             _freeze_untied_lm_head(self.value_model)
         if self.estimator.needs_critic:
             hidden_size = (self.value_model or self.model).config.hidden_size
             self.value_head = ValueHead(hidden_size, self.value_dropout, self.value_init)
+
+    def generation_budgets(self) -> dict[str, tuple[int, tuple[str, ...]]]:
+        """Evaluation's (base class), and rollouts, which continue the training questions."""
+        rollout = (self.rollout_args.max_new_tokens, ("train",))
+        return {**super().generation_budgets(), ROLLOUT_TOKENS_KEY: rollout}
 
     # ------------------------------------------------------------------ the PPO iteration
 
@@ -166,6 +176,7 @@ class ReFTModule(LanguageModelStage):
             batch["prompt_ids"].repeat_interleave(k, 0),
             batch["prompt_mask"].repeat_interleave(k, 0),
         )
+        self.check_room(prompt_ids.shape[1], self.rollout_args.max_new_tokens, ROLLOUT_TOKENS_KEY)
         with self._timed("rollout"), self._eval_mode():  # 1. sample completions (no grad, KV cache)
             self.engine.update_weights(self.model)
             completions = self.engine.generate(prompt_ids, prompt_mask, self.rollout_args)

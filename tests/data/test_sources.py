@@ -274,10 +274,32 @@ def test_bad_options_line(options: str, fragment: str, files) -> None:
     raises(read_reft_json, path, "opt.json[1]", "field 'question'", fragment)
 
 
-def test_reft_bad_item_id_and_duplicates(files) -> None:
-    raises(
-        read_reft_json, files.json("i.json", [{**REFT, "item_id": "aqua_3"}]), "[0]", "'item_id'", "'aqua_3'"
-    )
+def test_reft_format_of_ones_own_data_takes_the_answer_type_from_the_values(files) -> None:
+    options = "\na ) 1 , b ) 2 , c ) 3 , d ) 4 , e ) 5"
+    own = [
+        {"item_id": "mydata_0", "question": "Ann has 3 apples.", "answer_value": "1,000", "answer_cot": "c"},
+        {"item_id": "mydata_1", "question": "1+1?" + options, "answer_value": "B"},
+        {"item_id": "q7", "question": "2+2?", "answer_value": 4.0},
+    ]
+    first, second, third = read_examples(files.json("mine.json", own))
+    assert first == MathExample("mydata_0", "Ann has 3 apples.", "1000", "c")
+    assert (second.answer, second.choices) == ("b", ("1", "2", "3", "4", "5"))
+    assert (third.id, third.answer, third.choices) == ("q7", "4.0", None)
+    no_options = files.json("mine2.json", [{**own[1], "question": "1+1?"}])
+    raises(read_reft_json, no_options, "mine2.json[0]", "field 'question'", "'B' is a letter", "options")
+    not_a_number = files.json("mine3.json", [{**own[0], "answer_value": "ten"}])
+    raises(read_reft_json, not_a_number, "mine3.json[0]", "field 'answer_value'", "not a number: 'ten'")
+
+
+def test_reft_shipped_prefixes_keep_their_answer_type(files) -> None:
+    """A shipped dataset's id keeps its type whatever the value looks like (``mathqa_1`` answering
+    ``2`` is a bad letter, ``gsm8k_1`` answering ``b`` is not a number)."""
+    raises(read_reft_json, files.json("l.json", [{**REFT, "answer_value": "b"}]), "'answer_value'", "number")
+    wrong_letter = files.json("m.json", [{**MATHQA, "answer_value": "2"}])
+    raises(read_reft_json, wrong_letter, "m.json[0]", "field 'answer_value'", "expected one letter")
+
+
+def test_reft_duplicate_ids(files) -> None:
     dup = files.json("dup.json", [REFT, {**REFT, "item_id": "svamp_1"}, REFT])
     raises(read_reft_json, dup, "dup.json[2]", "field 'item_id'", "duplicate id 'gsm8k_0'", "dup.json[0]")
 
@@ -374,3 +396,22 @@ def test_read_hf_dataset_offline(files, monkeypatch: pytest.MonkeyPatch) -> None
     expected_error = "json:train[0]: field 'solution': not a number: '2 + 3 = 5'"
     with pytest.raises(DataFormatError, match=re.escape(expected_error)):
         read_hf_dataset("json", "train", question_field="problem", answer_field="solution", **local)
+
+
+@pytest.mark.parametrize(
+    ("reader", "name", "good", "place"),
+    [
+        (read_gsm8k_jsonl, "latin.jsonl", json.dumps(GOOD) + "\n", "latin.jsonl:2:"),
+        (read_reft_json, "latin.json", "[\n" + json.dumps(REFT) + ",\n", "latin.json:3:"),
+        (read_svamp_csv, "latin.csv", "Question,Numbers,Answer\n", "latin.csv:2:"),
+        (read_examples, "latin.jsonl", json.dumps(GOOD) + "\n", "latin.jsonl:2:"),
+    ],
+    ids=["jsonl", "json", "csv", "auto"],
+)
+def test_bytes_that_are_not_utf8_name_the_file_line_and_offset(
+    reader, name: str, good: str, place: str, tmp_path: Path
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(good.encode() + "Caf\xe9 number0 ?".encode("latin-1"))
+    offset = len(good.encode()) + 3
+    raises(reader, path, place, "not UTF-8", f"byte 0xe9 at byte offset {offset}", "save the file as UTF-8")

@@ -1,4 +1,4 @@
-"""Model loading helpers: dtype names and weights taken from Lightning checkpoints."""
+"""Model loading helpers: dtype names, weights taken from Lightning checkpoints, missing local paths."""
 
 from __future__ import annotations
 
@@ -7,7 +7,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from reft_lightning.models.loading import resolve_dtype, weights_from_lightning_checkpoint
+from reft_lightning.models.loading import (
+    load_causal_lm,
+    looks_like_local_path,
+    require_local_model,
+    resolve_dtype,
+    weights_from_lightning_checkpoint,
+)
+from reft_lightning.stages.reft import ReFTModule
+from reft_lightning.stages.sft import SFTModule
 
 
 def test_dtype_names_map_to_torch_dtypes_and_unknown_names_are_listed() -> None:
@@ -28,3 +36,45 @@ def test_a_checkpoint_without_model_weights_is_an_error_naming_the_file(tmp_path
     torch.save({"state_dict": {"encoder.weight": torch.ones(1)}}, path)
     with pytest.raises(ValueError, match=r"other\.ckpt"):
         weights_from_lightning_checkpoint(str(path))
+
+
+@pytest.mark.parametrize(
+    ("name", "local"),
+    [
+        ("Qwen/Qwen2.5-0.5B", False),
+        ("gpt2", False),
+        ("./nope", True),
+        ("../nope", True),
+        (".", True),
+        ("/abs/model", True),
+        ("~/models/m", True),
+        ("runs/x/hf/best", True),
+        ("nope/", True),
+        ("runs/best", True),  # runs/ exists in the working directory
+        ("absent/best", False),
+    ],
+)
+def test_local_paths_are_told_from_hub_ids(
+    name: str, local: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "runs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert looks_like_local_path(name) is local
+
+
+def test_a_hub_id_is_not_checked_locally(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    require_local_model("Qwen/Qwen2.5-0.5B", "model.init_args.model")  # no error, no hub access
+
+
+def test_a_missing_model_path_names_the_key_and_the_path(tiny_model_dir: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "runs" / "x" / "hf" / "best"
+    with pytest.raises(FileNotFoundError, match=r"model\.init_args\.model: model path not found: .*best"):
+        SFTModule(model=str(missing))
+    with pytest.raises(FileNotFoundError, match=r"model\.init_args\.tokenizer: .*nope.*hub id"):
+        SFTModule(model=str(tiny_model_dir), tokenizer="./nope")
+    with pytest.raises(FileNotFoundError, match=r"model\.init_args\.model: .*nope"):
+        load_causal_lm("./nope", key="model.init_args.model")
+    module = ReFTModule(model=str(tiny_model_dir), reference=str(missing))
+    with pytest.raises(FileNotFoundError, match=r"model\.init_args\.reference: model path not found"):
+        module.configure_model()
