@@ -52,19 +52,18 @@ def _has_progress_bar(callbacks: list[Namespace]) -> bool:
     return any("ProgressBar" in str(getattr(callback, "class_path", "")) for callback in callbacks)
 
 
-def _checkpoint_folders(callbacks: list[Namespace]) -> list[Path]:
-    return [
-        Path(c.init_args.dirpath) for c in callbacks if _is(c, "ModelCheckpoint") or _is(c, "LastCheckpoint")
-    ]
-
-
-def _resolve_last(callbacks: list[Namespace]) -> str:
-    """The file ``--ckpt_path last`` means (:func:`resume_path`); fail before training when there is
-    none (Lightning only warns, and only looks at ``ModelCheckpoint`` folders)."""
-    folders = _checkpoint_folders(callbacks)
+def _resolve_last(trainer: Namespace, callbacks: list[Namespace]) -> str:
+    """The file ``--ckpt_path last`` means (:func:`resume_path` over ``{root}/checkpoints`` and every
+    checkpoint callback's folder); fail before anything loads when there is none (Lightning only
+    warns, and only looks in ``ModelCheckpoint`` folders)."""
+    folders = [Path(trainer.default_root_dir) / "checkpoints"]
+    for callback in callbacks:
+        if _is(callback, "ModelCheckpoint") or _is(callback, "LastCheckpoint"):
+            folders.append(Path(callback.init_args.dirpath))
+    folders = list(dict.fromkeys(folders))
     path = resume_path(folders)
     if path is None:
-        searched = ", ".join(str(f) for f in folders) or "checkpointing is disabled"
+        searched = ", ".join(str(f) for f in folders)
         raise SystemExit(f"--ckpt_path last: no intact checkpoint to resume from (searched: {searched})")
     return str(path)
 
@@ -169,7 +168,7 @@ class ReftCLI(LightningCLI):
             _stream_predictions(config, callbacks)
         trainer.callbacks = callbacks
         if resolve_last and config.get("ckpt_path") == "last":
-            config.ckpt_path = _resolve_last(callbacks)
+            config.ckpt_path = _resolve_last(trainer, callbacks)
 
 
 def main(args: list[str] | None = None) -> None:

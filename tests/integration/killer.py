@@ -24,8 +24,9 @@ class KillAfterStep(Callback):
 
 
 class PauseAtStep(Callback):
-    """At ``trainer.global_step == step``, print ``paused at step {step}`` and wait (up to a minute)
-    for a signal that a ``LastCheckpoint`` records, so a test can signal the process at a known step.
+    """At ``trainer.global_step == step``, rank 0 prints ``paused at step {step}`` and waits (up to
+    a minute) for a signal that its ``LastCheckpoint`` records, so a test can signal it at a known
+    step; other ranks go on to ``LastCheckpoint``, which waits for rank 0 to decide with them.
 
     Lightning runs checkpoint callbacks after the others, so the save sees the signal in this batch.
     """
@@ -34,7 +35,7 @@ class PauseAtStep(Callback):
         self.step = step
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
-        if trainer.global_step != self.step:
+        if trainer.global_step != self.step or trainer.global_rank != 0:
             return
         last = next(c for c in trainer.callbacks if isinstance(c, LastCheckpoint))
         print(f"paused at step {self.step}", flush=True)

@@ -5,13 +5,17 @@ from __future__ import annotations
 import csv
 import importlib
 import inspect
+import os
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 import yaml
+from jsonargparse import Namespace
 
-from reft_lightning.cli import main
+from reft_lightning.cli import _resolve_last, main
 from reft_lightning.models.loading import load_causal_lm
 from tests.conftest import REPO
 
@@ -246,3 +250,17 @@ def test_reft_names_its_best_checkpoint_by_iteration(tiny_model_dir: Path, tmp_p
     )
     names = sorted(path.name for path in (tmp_path / "checkpoints").iterdir())
     assert names == ["best-iteration=2.ckpt", "last.ckpt"]
+
+
+def test_ckpt_path_last_looks_in_the_run_folder_and_every_checkpoint_folder(tmp_path: Path) -> None:
+    """``reft test --ckpt_path last`` of a run with no ModelCheckpoint still finds its last.ckpt."""
+    run, other = tmp_path / "run", tmp_path / "elsewhere"
+    (run / "checkpoints").mkdir(parents=True)
+    torch.save({"step": 1}, run / "checkpoints" / "last.ckpt")
+    trainer = Namespace(default_root_dir=str(run))
+    assert _resolve_last(trainer, []) == str(run / "checkpoints" / "last.ckpt")
+    other.mkdir()
+    torch.save({"step": 2}, other / "last.ckpt")
+    os.utime(other / "last.ckpt", (time.time() + 10, time.time() + 10))
+    callback = Namespace(class_path="reft_lightning.LastCheckpoint", init_args=Namespace(dirpath=str(other)))
+    assert _resolve_last(trainer, [callback]) == str(other / "last.ckpt"), "the newest of all folders"

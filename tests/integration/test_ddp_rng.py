@@ -13,24 +13,31 @@ from tests.conftest import REPO
 from tests.integration.cli_process import run_reft_ok
 
 
-def _config(tmp_path: Path, model_dir: Path, probe: Path) -> Path:
+def ddp_sft_config(
+    tmp_path: Path, model_dir: Path, callbacks: list[dict], name: str, max_steps: int = 4
+) -> Path:
+    """The demo SFT config on two CPU processes (DDP), validation off, batches of 4 on each."""
     config = yaml.safe_load((REPO / "configs" / "demo" / "sft_synthetic.yaml").read_text())
     config["trainer"].update(
-        devices=2, strategy="ddp", max_steps=4, log_every_n_steps=1, enable_progress_bar=False,
-        limit_val_batches=0, num_sanity_val_steps=0,
+        devices=2, strategy="ddp", max_steps=max_steps, log_every_n_steps=1, enable_progress_bar=False,
+        limit_val_batches=0, num_sanity_val_steps=0, callbacks=callbacks,
     )  # fmt: skip
-    config["trainer"]["callbacks"] = [
+    config["model"]["init_args"]["model"] = str(model_dir)
+    config["data"]["init_args"].update(num_train=64, num_val=4, num_test=4, batch_size=4, eval_batch_size=4)
+    path = tmp_path / f"config_{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _config(tmp_path: Path, model_dir: Path, probe: Path) -> Path:
+    callbacks = [
         {
             "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
             "init_args": {"every_n_train_steps": 2, "save_top_k": -1, "filename": "{step}"},
         },
         {"class_path": "tests.integration.probes.RecordRNG", "init_args": {"out": str(probe)}},
     ]
-    config["model"]["init_args"]["model"] = str(model_dir)
-    config["data"]["init_args"].update(num_train=32, num_val=4, num_test=4, batch_size=4, eval_batch_size=4)
-    path = tmp_path / f"config_{probe.name}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return ddp_sft_config(tmp_path, model_dir, callbacks, probe.name)
 
 
 def _fit(config: Path, run_dir: Path, *extra: str) -> None:

@@ -4,10 +4,8 @@ a finished run is its final state, and resuming it trains nothing."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +14,7 @@ import yaml
 from safetensors.torch import load_file
 
 from tests.conftest import REPO
-from tests.integration.cli_process import run_reft
+from tests.integration.cli_process import run_reft, signal_when_paused
 
 STEPS_PER_EPOCH = 6  # 48 training problems / batch 8
 EPOCHS = 2
@@ -95,26 +93,6 @@ def test_killed_run_resumed_from_last_matches_uninterrupted(
     _assert_same_final_weights(run_dir, straight, tiny_model_dir)
 
 
-def _signal_at_step(config: Path, run_dir: Path, signum: signal.Signals) -> tuple[int, str]:
-    """Run ``reft fit`` until its ``PauseAtStep`` callback waits, send ``signum``; exit status and stderr."""
-    command = [sys.executable, "-m", "reft_lightning.cli", "fit", f"--config={config}"]
-    command.append(f"--trainer.default_root_dir={run_dir}")
-    run_dir.mkdir(parents=True)
-    with (run_dir / "stderr.txt").open("w") as stderr:
-        child = subprocess.Popen(
-            command, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
-            stderr=stderr, text=True,
-        )  # fmt: skip
-        assert child.stdout is not None
-        for line in child.stdout:
-            if line.startswith("paused at step"):
-                child.send_signal(signum)
-                break
-        child.stdout.read()
-        status = child.wait(timeout=120)
-    return status, (run_dir / "stderr.txt").read_text()
-
-
 SIGNAL_STEP = STEPS_PER_EPOCH + 1  # not a multiple of every_n_train_batches: the signal's own save
 
 
@@ -123,7 +101,7 @@ def test_sigterm_saves_at_the_step_boundary_exits_0_and_resumes_exactly(
 ) -> None:
     pause = {"class_path": "tests.integration.killer.PauseAtStep", "init_args": {"step": SIGNAL_STEP}}
     run_dir = tmp_path / "preempted"
-    status, stderr = _signal_at_step(_config(tmp_path, tiny_model_dir, pause), run_dir, signal.SIGTERM)
+    status, stderr = signal_when_paused(_config(tmp_path, tiny_model_dir, pause), run_dir, signal.SIGTERM)
     assert status == 0, stderr[-3000:]
     last = run_dir / "checkpoints" / "last.ckpt"
     said = f"SIGTERM received: saved {last} after training batch {SIGNAL_STEP}; resume with --ckpt_path last"
@@ -141,7 +119,7 @@ def test_sigterm_saves_at_the_step_boundary_exits_0_and_resumes_exactly(
 def test_sigint_saves_at_the_step_boundary_and_exits_130(tiny_model_dir: Path, tmp_path: Path) -> None:
     pause = {"class_path": "tests.integration.killer.PauseAtStep", "init_args": {"step": 3}}
     run_dir = tmp_path / "interrupted"
-    status, stderr = _signal_at_step(_config(tmp_path, tiny_model_dir, pause), run_dir, signal.SIGINT)
+    status, stderr = signal_when_paused(_config(tmp_path, tiny_model_dir, pause), run_dir, signal.SIGINT)
     assert status == 130, stderr[-3000:]
     assert "SIGINT received: saved" in stderr
     assert _last(run_dir)["global_step"] == 3
