@@ -97,6 +97,13 @@ def _add_atomic_checkpoint_io(trainer: Namespace) -> None:
     trainer.plugins = plugins
 
 
+def _root_cause(error: BaseException) -> BaseException:
+    """The exception at the bottom of ``error``'s ``raise ... from`` chain."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return error
+
+
 def _share_tokenizer(model: Namespace, data: Namespace) -> None:
     """The data module tokenises with the model's tokenizer unless its config names one."""
     model_args, data_args = model.get("init_args"), data.get("init_args")
@@ -134,6 +141,18 @@ class ReftCLI(LightningCLI):
         filled = subparser.parse_object(self.config[subcommand])  # the added classes' defaults too
         sys.stdout.write(subparser.dump(filled, skip_unset=False, skip_validation=True))
         raise SystemExit(0)
+
+    def instantiate_classes(self) -> None:
+        """Instantiate as LightningCLI does; a bad value that a class refuses (``ValueError``,
+        ``OSError``: messages that name the key) ends the command with that message alone, instead
+        of jsonargparse's traceback and dump of every value."""
+        try:
+            super().instantiate_classes()
+        except (ValueError, OSError) as error:
+            cause = _root_cause(error)
+            if not isinstance(cause, (ValueError, OSError)):
+                raise
+            raise SystemExit(f"reft {self.subcommand}: {type(cause).__name__}: {cause}") from error
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config

@@ -264,3 +264,19 @@ def test_ckpt_path_last_looks_in_the_run_folder_and_every_checkpoint_folder(tmp_
     os.utime(other / "last.ckpt", (time.time() + 10, time.time() + 10))
     callback = Namespace(class_path="reft_lightning.LastCheckpoint", init_args=Namespace(dirpath=str(other)))
     assert _resolve_last(trainer, [callback]) == str(other / "last.ckpt"), "the newest of all folders"
+
+
+def test_a_value_a_class_refuses_ends_the_command_with_its_message_alone(tmp_path: Path) -> None:
+    """Not jsonargparse's traceback and dump of every value: the message that names the key."""
+    with pytest.raises(SystemExit) as stopped:
+        main(
+            [
+                "fit",
+                f"--config={REPO / 'configs' / 'demo' / 'sft_synthetic.yaml'}",
+                f"--trainer.default_root_dir={tmp_path}",
+                "--model.init_args.model=./no_such_model",
+            ]
+        )
+    message = str(stopped.value.code)
+    assert message.startswith("reft fit: FileNotFoundError: model.init_args.model: model path not found: ")
+    assert "Given value" not in message and "Namespace(" not in message
