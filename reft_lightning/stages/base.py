@@ -176,10 +176,16 @@ class LanguageModelStage(L.LightningModule):
                 f"data.init_args.train_batches is {datamodule.train_batches!r}: remove that key"
             )
 
-    def lm_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Mean token cross-entropy over positions whose label is not ``-100`` (target tokens + EOS)."""
+    def lm_loss(
+        self, batch: dict[str, torch.Tensor], num_targets: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Token cross-entropy over positions whose label is not ``-100`` (target tokens + EOS):
+        their mean, or with ``num_targets`` their sum divided by it (transformers' ``num_items_in_batch``)."""
         return self.model(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            labels=batch["labels"],
+            num_items_in_batch=num_targets,
         ).loss
 
     def answer_batch(

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from jsonargparse import lazy_instance
 
+from reft_lightning.data.collate import IGNORE_INDEX
 from reft_lightning.evaluation.sampling import SamplingEvalArgs
 from reft_lightning.generation import GenerationArgs
 from reft_lightning.rewards.base import Reward
@@ -56,8 +57,19 @@ class SFTModule(LanguageModelStage):
         self.optimizer_args = as_args(OptimizerArgs, optimizer)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self.lm_loss(batch)
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
+        """The mean cross-entropy over the target tokens of the whole batch of all processes.
+
+        Each process divides its token losses' sum by ``T / W`` (``T`` target tokens in all
+        processes' batches, ``W`` processes), so the gradients DDP averages are those of
+        ``sum / T``: a run on ``W`` processes takes the steps of one process with the same global
+        batch, however the target tokens are spread over the processes. (Averaging per-process means
+        would weight a token of a process with short answers more.) With one process this is the
+        plain mean. Under ``accumulate_grad_batches`` each micro-batch is normalised on its own.
+        """
+        targets = (batch["labels"][:, 1:] != IGNORE_INDEX).sum().to(torch.float32)
+        all_targets = self.trainer.strategy.reduce(targets, reduce_op="sum")
+        loss = self.lm_loss(batch, all_targets / self.trainer.world_size)
+        self.log("train/loss", loss, prog_bar=True, sync_dist=True, batch_size=batch["input_ids"].shape[0])
         return loss
 
     def configure_optimizers(self) -> dict[str, Any]:

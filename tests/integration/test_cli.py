@@ -207,7 +207,7 @@ def test_a_launch_config_after_a_paper_config_sets_only_the_launch(
 
 
 def test_fit_keeps_last_current_and_writes_checkpoints_atomically(capsys: pytest.CaptureFixture[str]) -> None:
-    """The printed config is the real one: a LastCheckpoint with its folder and the atomic writer."""
+    """The printed config is the real one: loggers, checkpoint folders, LastCheckpoint, atomic writer."""
     config = REPO / "configs" / "demo" / "sft_synthetic.yaml"
     with pytest.raises(SystemExit):
         main(["fit", f"--config={config}", "--trainer.default_root_dir=runs/x", "--print_config"])
@@ -215,6 +215,9 @@ def test_fit_keeps_last_current_and_writes_checkpoints_atomically(capsys: pytest
     (last,) = [c for c in trainer["callbacks"] if c["class_path"].endswith("LastCheckpoint")]
     assert last["init_args"] == {"dirpath": str(Path("runs/x/checkpoints")), "every_n_train_batches": 100}
     assert [p["class_path"] for p in trainer["plugins"]] == ["reft_lightning.checkpoints.AtomicCheckpointIO"]
+    assert [logger["init_args"]["save_dir"] for logger in trainer["logger"]] == ["runs/x", "runs/x"]
+    (best,) = [c for c in trainer["callbacks"] if c["class_path"].endswith("ModelCheckpoint")]
+    assert best["init_args"]["dirpath"] == str(Path("runs/x/checkpoints"))
 
 
 def test_model_checkpoint_save_last_is_refused_naming_the_key(tmp_path: Path) -> None:
