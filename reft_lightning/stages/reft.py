@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import math
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
@@ -37,6 +36,7 @@ from reft_lightning.stages.base import MODEL_KEY, LanguageModelStage, as_args
 from reft_lightning.stages.optim import OptimizerArgs, build_optimizer
 from reft_lightning.stages.ppo_args import PPOArgs
 from reft_lightning.stages.ppo_step import Rollout, optimise_rollout
+from reft_lightning.stages.timing import StepTimer
 
 REFT_OPTIMIZER = OptimizerArgs(lr=3e-7, schedule="constant", warmup_ratio=0.0)
 """The spec's ReFT optimizer: AdamW at a constant 3e-7 (3e-6 for 125M-parameter models), no warm-up."""
@@ -133,7 +133,6 @@ class ReFTModule(LanguageModelStage):
             )
         )
         self.iterations = 0
-        self._seconds: dict[str, float] = {}
         self._advantage_stats: dict[str, float] = {}
 
     def configure_model(self) -> None:
@@ -169,7 +168,7 @@ class ReFTModule(LanguageModelStage):
     # ------------------------------------------------------------------ the PPO iteration
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        started = time.perf_counter()
+        timed = StepTimer(self.trainer.profiler, self.device, "reft")
         k = self.ppo.num_samples
         examples = [e for e in batch["examples"] for _ in range(k)]
         prompt_ids, prompt_mask = (
@@ -177,31 +176,31 @@ class ReFTModule(LanguageModelStage):
             batch["prompt_mask"].repeat_interleave(k, 0),
         )
         self.check_room(prompt_ids.shape[1], self.rollout_args.max_new_tokens, ROLLOUT_TOKENS_KEY)
-        with self._timed("rollout"), self._eval_mode():  # 1. sample completions (no grad, KV cache)
+        with timed("rollout"), self._eval_mode():  # 1. sample completions (no grad, KV cache)
             self.engine.update_weights(self.model)
             completions = self.engine.generate(prompt_ids, prompt_mask, self.rollout_args)
-        with self._timed("score"):  # 2. terminal score per completion
+        with timed("score"):  # 2. terminal score per completion
             scored = score_completions(self.reward, completions.texts, examples)
             scores = torch.tensor(scored.scores, dtype=torch.float32, device=self.device)
             keep = informative_groups(scores, k) if self.ppo.skip_uniform_groups else None
         sequences = torch.cat([prompt_ids, completions.response_ids], dim=1)
         attention = torch.cat([prompt_mask, completions.response_mask], dim=1)
         mask = completions.response_mask
-        with self._timed("evaluate"):  # 3. old log-probs, values, entropy; reference log-probs
+        with timed("evaluate"):  # 3. old log-probs, values, entropy; reference log-probs
             old_logp, old_values, entropy = self._score_tokens(
                 sequences, attention, completions.response_ids, mask
             )
             ref_logp = self._reference_logprobs(sequences, attention, completions.response_ids)
-        with self._timed("shape"):  # 4. per-token reward: -beta * KL, plus the score on the last token
+        with timed("shape"):  # 4. per-token reward: -beta * KL, plus the score on the last token
             kl = kl_estimate(old_logp, ref_logp, self.ppo.kl_estimator)
             rewards = shape_rewards(scores, kl, mask, self.kl_controller.value)
-        with self._timed("estimate"):  # 5. advantages and returns
+        with timed("estimate"):  # 5. advantages and returns
             advantages, returns = self._advantages(rewards, old_values, mask, scores, kl, keep)
         rollout = Rollout(
             sequences, attention, completions.response_ids, mask, old_logp, old_values, advantages, returns,
             keep=keep,
         )  # fmt: skip
-        with self._timed("optimise"):  # 6. PPO epochs x minibatches
+        with timed("optimise"):  # 6. PPO epochs x minibatches
             stats = optimise_rollout(self, rollout, self.ppo, use_values=self.estimator.needs_critic)
         if keep is not None:
             stats["train/kept_fraction"] = float(keep.float().mean())
@@ -209,7 +208,7 @@ class ReFTModule(LanguageModelStage):
         self._update_kl_coefficient(sequence_kl)
         self.iterations += 1
         self._log_iteration(
-            scored, scores, mask, sequence_kl, entropy, rewards, stats, time.perf_counter() - started
+            scored, scores, mask, sequence_kl, entropy, rewards, stats, timed.seconds, timed.elapsed()
         )
 
     # ------------------------------------------------------------------ steps 3 and 5
@@ -305,12 +304,6 @@ class ReFTModule(LanguageModelStage):
     # ------------------------------------------------------------------ plumbing
 
     @contextmanager
-    def _timed(self, step: str) -> Iterator[None]:
-        started = time.perf_counter()
-        yield
-        self._seconds[step] = time.perf_counter() - started
-
-    @contextmanager
     def _eval_mode(self) -> Iterator[None]:
         """Dropout off for sampling and scoring (policy, value model, value head), restored after."""
         modules = [m for m in (self.model, self.value_model, self.value_head) if m is not None]
@@ -332,9 +325,11 @@ class ReFTModule(LanguageModelStage):
         entropy: torch.Tensor,
         rewards: torch.Tensor,
         stats: dict[str, float],
+        step_seconds: dict[str, float],
         seconds: float,
     ) -> None:
-        """Per-iteration metrics: rewards, KL, entropy, lengths, losses, throughput, step timings.
+        """Per-iteration metrics: rewards, KL, entropy, lengths, losses, throughput, step timings
+        (``step_seconds``, of :class:`StepTimer`; ``seconds``: the whole iteration).
 
         Each is a mean over this process's sequences, logged as the mean over processes (every
         process holds the same number of sequences).
@@ -354,7 +349,7 @@ class ReFTModule(LanguageModelStage):
             "train/response_tokens_per_s": response_tokens / max(seconds, 1e-9),
             **stats,
             **self._advantage_stats,
-            **{f"time/{step}": value for step, value in self._seconds.items()},
+            **{f"time/{step}": value for step, value in step_seconds.items()},
             **{f"train/reward_{name}": float(value) for name, value in scored.metrics.items()},
         }
         self.log(
