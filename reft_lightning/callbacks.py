@@ -9,6 +9,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from reft_lightning.checkpoints.finite import require_finite
 from reft_lightning.models.loading import weights_from_lightning_checkpoint
+from reft_lightning.models.sharding import full_state_dict
 
 
 class HFExport(Callback):
@@ -41,10 +42,13 @@ class HFExport(Callback):
     def _save(
         self, trainer: L.Trainer, pl_module: L.LightningModule, name: str, state: dict | None = None
     ) -> None:
+        """Export ``state`` (default: the model's weights, gathered from every process when they are
+        sharded, which is why every process calls this) from global rank 0."""
+        if state is None:
+            state = full_state_dict(pl_module.model)
         if not trainer.is_global_zero:
             return
         out = self._root(trainer) / name
-        state = pl_module.model.state_dict() if state is None else state
         require_finite(state, f"the export {out}")
         pl_module.model.save_pretrained(out, state_dict=state)
         pl_module.tokenizer.save_pretrained(out)
@@ -65,5 +69,5 @@ class HFExport(Callback):
             ),
             None,
         )
-        if self.export_best and best:
+        if self.export_best and best and trainer.is_global_zero:
             self._save(trainer, pl_module, "best", weights_from_lightning_checkpoint(best))

@@ -11,6 +11,7 @@ filesystems is a copy that a kill truncates.)
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import warnings
 import zipfile
@@ -72,17 +73,55 @@ def _sync_directory(folder: Path) -> None:
         os.close(descriptor)
 
 
+SHARDED_METADATA = (".metadata", "meta.pt")
+"""Files a complete sharded checkpoint directory holds: torch.distributed.checkpoint's index of the
+shards, and Lightning's ``meta.pt`` (loop and callback states), each written after the shards."""
+
+
 def is_intact(path: str | Path) -> bool:
-    """Whether ``path`` is a complete ``torch.save`` file: a zip archive whose directory and members read.
+    """Whether ``path`` is a complete checkpoint: a ``torch.save`` zip archive whose directory and
+    members read, or a sharded checkpoint directory with both :data:`SHARDED_METADATA` files.
 
     A truncated file has no central directory at its end, so opening it fails; this reads the
     archive's directory and each member's header, not the tensors (cheap for any size).
     """
+    path = Path(path)
+    if path.is_dir():
+        index, meta = (path / name for name in SHARDED_METADATA)
+        return index.is_file() and index.stat().st_size > 0 and is_intact(meta)
     try:
         with zipfile.ZipFile(path) as archive:
             return len(archive.infolist()) > 0
     except (OSError, zipfile.BadZipFile):
         return False
+
+
+def replace_checkpoint(new: Path, final: Path) -> None:
+    """Put the checkpoint ``new`` (a file, or a sharded directory) at ``final``, in one process.
+
+    A file replaces a file atomically. A directory cannot: the old ``final`` is first renamed to
+    ``.{name}.old`` (which :func:`resume_path` also considers), then ``new`` to ``final``, then the
+    old one is deleted, so a kill at any moment leaves an intact checkpoint under one of the names.
+    """
+    if new.is_file() and not final.is_dir():
+        os.replace(new, final)
+        _sync_directory(final.parent)
+        return
+    old = final.with_name(f".{final.name}.old")
+    remove_checkpoint(old)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(new, final)
+    _sync_directory(final.parent)
+    remove_checkpoint(old)
+
+
+def remove_checkpoint(path: Path) -> None:
+    """Delete a checkpoint file or sharded directory, if there is one."""
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def resume_path(folders: list[Path]) -> Path | None:
@@ -99,7 +138,7 @@ def resume_path(folders: list[Path]) -> Path | None:
         path
         for folder in folders
         if folder.is_dir()
-        for path in folder.glob("*.ckpt")
+        for path in [*folder.glob("*.ckpt"), *folder.glob(".*.ckpt.old")]
         if path not in lasts[:1]
     )
     fallback = next((path for path in others if is_intact(path)), None)

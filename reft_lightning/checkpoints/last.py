@@ -30,6 +30,8 @@ import lightning as L
 from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
+from reft_lightning.checkpoints.files import remove_checkpoint, replace_checkpoint
+
 EXIT_STATUS = {signal.SIGTERM: 0, signal.SIGINT: 130}
 """Exit status after saving on each signal (130 is the shell's for an interrupt)."""
 
@@ -67,9 +69,21 @@ class LastCheckpoint(Checkpoint):
         return folder / self.FILENAME
 
     def save(self, trainer: L.Trainer) -> Path:
-        """Write the current state to :meth:`path` (every process takes part, as in any save)."""
+        """Write the current state to :meth:`path` (every process takes part, as in any save).
+
+        The state goes to ``.last.ckpt.partial`` first and then replaces ``last.ckpt``
+        (:func:`replace_checkpoint`), so that a sharded checkpoint, a directory that its processes
+        write file by file, is never half old and half new.
+        """
         path = self.path(trainer)
-        trainer.save_checkpoint(path)
+        partial = path.with_name(f".{path.name}.partial")
+        if trainer.is_global_zero:
+            remove_checkpoint(partial)  # what a killed save left
+        trainer.strategy.barrier()
+        trainer.save_checkpoint(partial)
+        if trainer.is_global_zero:
+            replace_checkpoint(partial, path)
+        trainer.strategy.barrier()
         self.saved = path
         return path
 

@@ -8,9 +8,11 @@ instead of transformers' message about hub repository ids.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import torch
+from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -89,11 +91,22 @@ def weights_from_lightning_checkpoint(path: str, prefix: str = "model.") -> dict
 
     Raises ``ValueError`` naming the file when the checkpoint holds no such weights.
     """
-    state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    state = _checkpoint_state_dict(Path(path))
     weights = {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
     if not weights:
         raise ValueError(f"{path}: no weights under {prefix!r}; is it a reft_lightning stage checkpoint?")
     return weights
+
+
+def _checkpoint_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """``state_dict`` of a Lightning checkpoint file, or of a sharded checkpoint directory (FSDP2's,
+    gathered into one temporary file in this process)."""
+    if not path.is_dir():
+        return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    with tempfile.TemporaryDirectory() as folder:
+        whole = Path(folder) / "checkpoint.pt"
+        dcp_to_torch_save(path, whole)
+        return torch.load(whole, map_location="cpu", weights_only=True)["state_dict"]
 
 
 def load_lightning_weights(model: PreTrainedModel, path: str, prefix: str = "model.") -> None:

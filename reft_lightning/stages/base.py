@@ -16,6 +16,7 @@ from reft_lightning.data.formats import CotFormat
 from reft_lightning.evaluation.sampling import SamplingEvalArgs, sample_and_score
 from reft_lightning.generation import GenerationArgs, GenerationEngine, HFGenerationEngine
 from reft_lightning.models.loading import load_causal_lm, load_lightning_weights, load_tokenizer
+from reft_lightning.models.sharding import shard_model
 from reft_lightning.rewards.base import Reward, check_reward_format, score_completions
 from reft_lightning.rewards.correctness import AnswerReward
 from reft_lightning.stages.numeric_guard import NonFiniteGuard
@@ -107,7 +108,8 @@ class LanguageModelStage(L.LightningModule):
         Lightning calls this in every ``fit`` / ``validate`` / ``test`` / ``predict`` after
         ``setup``, inside the strategy's context (where a sharding strategy can build on the meta
         device); a checkpoint given by ``ckpt_path`` is loaded into what it builds. Code that uses a
-        module outside a Trainer calls it first.
+        module outside a Trainer calls it first. Under ``ModelParallelStrategy`` (which gives the
+        module a device mesh) the policy is sharded with FSDP2, block by block (``models/sharding.py``).
         """
         if self.model is not None:
             return
@@ -117,6 +119,8 @@ class LanguageModelStage(L.LightningModule):
         self.model.train()  # from_pretrained returns eval mode, and Lightning keeps modes as it finds them
         if self.gradient_checkpointing:
             self.model.gradient_checkpointing_enable()
+        if self.device_mesh is not None:
+            shard_model(self.model, self.device_mesh["data_parallel"])
         self.engine = HFGenerationEngine(self.model, self.tokenizer)
         self.check_generation_room()
 

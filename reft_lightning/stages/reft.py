@@ -143,6 +143,11 @@ class ReFTModule(LanguageModelStage):
         """
         if self.reference is not None:
             return
+        if self.device_mesh is not None:
+            raise NotImplementedError(
+                "ReFTModule does not run under ModelParallelStrategy (FSDP2) yet: its frozen reference, "
+                "value head and rollouts are not sharded (issue 10). Use trainer.strategy: ddp"
+            )
         super().configure_model()
         assert self.model is not None
         dtype = self.dtype_name

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from reft_lightning.checkpoints import AtomicCheckpointIO, is_intact, resume_path
+from reft_lightning.checkpoints.files import replace_checkpoint
 from tests.conftest import REPO
 
 # A child that saves ``{"version": 1}`` completely, then starts saving version 2 with torch.save
@@ -128,3 +129,41 @@ def test_nothing_to_resume(tmp_path: Path) -> None:
     _truncate(_write(tmp_path / "last.ckpt", 1, 1_000))
     with pytest.warns(UserWarning, match="none is intact"):
         assert resume_path([tmp_path]) is None
+
+
+def _sharded(folder: Path, version: int) -> Path:
+    """A stand-in for a sharded checkpoint directory: shard files, the index, Lightning's meta.pt."""
+    folder.mkdir(parents=True)
+    (folder / "__0_0.distcp").write_bytes(b"shard")
+    (folder / ".metadata").write_bytes(b"index")
+    torch.save({"version": version}, folder / "meta.pt")
+    return folder
+
+
+def test_a_sharded_directory_is_intact_only_with_its_index_and_meta(tmp_path: Path) -> None:
+    folder = _sharded(tmp_path / "last.ckpt", 1)
+    assert is_intact(folder)
+    _truncate(folder / "meta.pt")
+    assert not is_intact(folder)
+    (folder / "meta.pt").unlink()
+    assert not is_intact(folder)
+    assert not is_intact(tmp_path / "missing")
+
+
+def test_replacing_a_sharded_directory_keeps_one_intact_name_at_every_moment(tmp_path: Path) -> None:
+    final = _sharded(tmp_path / "last.ckpt", 1)
+    replace_checkpoint(_sharded(tmp_path / ".last.ckpt.partial", 2), final)
+    assert torch.load(final / "meta.pt", weights_only=True) == {"version": 2}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]
+    # a kill between the two renames leaves the old one under .last.ckpt.old, which resume finds
+    old = tmp_path / ".last.ckpt.old"
+    final.rename(old)
+    with pytest.warns(UserWarning, match="there is no last.ckpt"):
+        assert resume_path([tmp_path]) == old
+
+
+def test_replacing_a_file_is_one_rename(tmp_path: Path) -> None:
+    final = _write(tmp_path / "last.ckpt", 1, 1_000)
+    replace_checkpoint(_write(tmp_path / ".last.ckpt.partial", 2, 2_000), final)
+    assert torch.load(final, weights_only=True) == {"version": 2}
+    assert list(tmp_path.iterdir()) == [final]

@@ -1,0 +1,69 @@
+"""FSDP2 sharding of a Hugging Face causal LM: each transformer block, then the root.
+
+Used under Lightning's ``ModelParallelStrategy`` (``configs/launch/fsdp2*.yaml``), which builds the
+device mesh and hands it to the LightningModule; ``fully_shard`` then splits every parameter over
+the mesh's data-parallel ranks, gathers a block's weights just before its forward and backward, and
+reduce-scatters its gradients (averaged over the ranks, as DDP does).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+from torch.distributed.device_mesh import DeviceMesh
+from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+from transformers import PreTrainedModel
+
+from reft_lightning.models.loading import resolve_dtype
+
+
+def transformer_blocks(model: PreTrainedModel) -> list[torch.nn.Module]:
+    """The model's transformer blocks: the modules whose class the model names in
+    ``_no_split_modules`` (``GPT2Block``, ``LlamaDecoderLayer``, ...), in order."""
+    names = set(getattr(model, "_no_split_modules", None) or [])
+    blocks = [module for module in model.modules() if type(module).__name__ in names]
+    if not blocks:
+        raise ValueError(
+            f"{type(model).__name__} names no transformer block class in _no_split_modules, so it "
+            "cannot be sharded block by block; use strategy: ddp for it"
+        )
+    return blocks
+
+
+def is_sharded(module: torch.nn.Module) -> bool:
+    """Whether any parameter of ``module`` is a sharded ``DTensor`` (``fully_shard`` was applied)."""
+    return any(hasattr(parameter, "full_tensor") for parameter in module.parameters())
+
+
+def shard_model(
+    model: PreTrainedModel, mesh: DeviceMesh, param_dtype: str | None = None, reduce_dtype: str | None = None
+) -> None:
+    """``fully_shard`` every transformer block of ``model``, then the root (embeddings, final norm,
+    head), over the 1-D ``mesh``, in place.
+
+    Args:
+        param_dtype: dtype the gathered weights compute in (e.g. ``bfloat16``); ``None``: the
+            weights' own dtype. The sharded weights, and so the optimizer, keep their dtype.
+        reduce_dtype: dtype of the gradient reduce-scatter; ``None``: ``param_dtype``.
+    """
+    policy = MixedPrecisionPolicy(
+        param_dtype=resolve_dtype(param_dtype) if param_dtype else None,
+        reduce_dtype=resolve_dtype(reduce_dtype) if reduce_dtype else None,
+    )
+    for block in transformer_blocks(model):
+        fully_shard(block, mesh=mesh, mp_policy=policy)
+    fully_shard(model, mesh=mesh, mp_policy=policy)
+
+
+def full_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """``model``'s weights as whole tensors. For a sharded model every process must call this (the
+    shards are gathered); the full weights land on global rank 0, on the CPU, and the other
+    processes get an empty dict, so no rank but the one that exports holds a full copy. Weights the
+    model ties to others (``lm_head.weight`` to the embeddings) are left out, as ``save_pretrained``
+    leaves them out of an unsharded model."""
+    if not is_sharded(model):
+        return model.state_dict()
+    state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    for tied in getattr(model, "all_tied_weights_keys", None) or {}:  # gathered apart: drop the copy
+        state.pop(tied, None)
+    return state

@@ -1,0 +1,100 @@
+"""SFT under FSDP2 (Lightning's ModelParallelStrategy, ``fully_shard`` per block) on two CPU
+processes (gloo): it takes the steps of one process with the same global batch, saves sharded
+checkpoints that resume exactly after every rank is killed, and exports an HF model that plain
+transformers loads and generates with."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from reft_lightning.checkpoints import is_intact
+from reft_lightning.models.loading import load_causal_lm, load_tokenizer
+from reft_lightning.stages.reft import ReFTModule
+from tests.conftest import REPO
+from tests.integration.cli_process import run_reft, run_reft_ok
+
+FSDP2 = {
+    "class_path": "lightning.pytorch.strategies.ModelParallelStrategy",
+    "init_args": {"data_parallel_size": 2, "tensor_parallel_size": 1},
+}
+LAST = {"class_path": "reft_lightning.LastCheckpoint", "init_args": {"every_n_train_batches": 2}}
+EXPORT = {"class_path": "reft_lightning.HFExport", "init_args": {"export_best": False}}
+
+
+def _config(tmp_path: Path, model_dir: Path, name: str, devices: int, callbacks: list[dict]) -> Path:
+    config = yaml.safe_load((REPO / "configs" / "demo" / "sft_synthetic.yaml").read_text())
+    config["trainer"].update(
+        devices=devices, strategy=FSDP2 if devices > 1 else "auto", max_steps=6, log_every_n_steps=1,
+        enable_progress_bar=False, limit_val_batches=0, num_sanity_val_steps=0, callbacks=callbacks,
+    )  # fmt: skip
+    config["model"]["init_args"]["model"] = str(model_dir)
+    config["data"]["init_args"].update(num_train=64, num_val=4, num_test=4, batch_size=8 // devices)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _fit(config: Path, run: Path, *extra: str) -> None:
+    run_reft_ok("fit", f"--config={config}", f"--trainer.default_root_dir={run}", *extra)
+
+
+def _final(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(run / "hf" / "final" / "model.safetensors")
+
+
+@pytest.fixture(scope="module")
+def sharded_run(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("fsdp2")
+    _fit(_config(folder, tiny_model_dir, "fsdp2", 2, [LAST, EXPORT]), folder / "fsdp2")
+    return folder / "fsdp2"
+
+
+def test_fsdp2_takes_the_steps_of_one_process(
+    sharded_run: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    _fit(_config(tmp_path, tiny_model_dir, "single", 1, [EXPORT]), tmp_path / "single")
+    single, sharded = _final(tmp_path / "single"), _final(sharded_run)
+    initial = load_file(tiny_model_dir / "model.safetensors")
+    assert sharded.keys() == single.keys()
+    change = max(float((single[k] - initial[k]).abs().max()) for k in initial)
+    worst = max(float((sharded[k] - weight).abs().max()) for k, weight in single.items())
+    assert change > 0 and worst < 0.02 * change, f"largest difference {worst:.3g}, change {change:.3g}"
+
+
+def test_a_sharded_checkpoint_resumes_exactly_after_every_rank_is_killed(
+    sharded_run: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    kill = {"class_path": "tests.integration.killer.KillAfterStep", "init_args": {"step": 5}}
+    killed = tmp_path / "killed"
+    config = _config(tmp_path, tiny_model_dir, "killed", 2, [LAST, EXPORT, kill])
+    result = run_reft("fit", f"--config={config}", f"--trainer.default_root_dir={killed}", threads=1)
+    assert result.returncode == -signal.SIGKILL, result.stderr[-3000:]
+    last = killed / "checkpoints" / "last.ckpt"
+    assert last.is_dir() and is_intact(last), "a sharded checkpoint is a directory of shards"
+    assert list((killed / "checkpoints").iterdir()) == [last], "no partial save left beside it"
+
+    _fit(_config(tmp_path, tiny_model_dir, "resumed", 2, [LAST, EXPORT]), killed, "--ckpt_path=last")
+    expected, actual = _final(sharded_run), _final(killed)
+    for name in expected:
+        torch.testing.assert_close(actual[name], expected[name], rtol=0, atol=0, msg=name)
+
+
+def test_the_export_of_a_sharded_run_loads_and_generates_in_plain_transformers(sharded_run: Path) -> None:
+    model = load_causal_lm(str(sharded_run / "hf" / "final"))
+    tokenizer = load_tokenizer(str(sharded_run / "hf" / "final"))
+    ids = tokenizer("Question: Mia has 3 shells.", return_tensors="pt")
+    out = model.generate(**ids, max_new_tokens=5, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    assert out.shape[1] == ids["input_ids"].shape[1] + 5 or out[0, -1] == tokenizer.eos_token_id
+
+
+def test_reft_refuses_fsdp2_naming_what_is_missing(tiny_model_dir: Path) -> None:
+    module = ReFTModule(model=str(tiny_model_dir))
+    module._device_mesh = object()  # what ModelParallelStrategy gives the module before configure_model
+    with pytest.raises(NotImplementedError, match=r"ModelParallelStrategy \(FSDP2\) yet.*strategy: ddp"):
+        module.configure_model()
