@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.distributed.checkpoint as dcp
 
 from reft_lightning.models.loading import (
     load_causal_lm,
@@ -78,3 +79,12 @@ def test_a_missing_model_path_names_the_key_and_the_path(tiny_model_dir: Path, t
     module = ReFTModule(model=str(tiny_model_dir), reference=str(missing))
     with pytest.raises(FileNotFoundError, match=r"model\.init_args\.reference: model path not found"):
         module.configure_model()
+
+
+def test_weights_are_read_from_a_sharded_checkpoint_directory(tmp_path: Path) -> None:
+    """FSDP2 checkpoints are directories written by torch.distributed.checkpoint (here by one process)."""
+    weights = {"model.transformer.w": torch.arange(6.0).reshape(2, 3), "value_head.b": torch.ones(1)}
+    dcp.save({"state_dict": weights}, checkpoint_id=str(tmp_path / "best.ckpt"))
+    loaded = weights_from_lightning_checkpoint(str(tmp_path / "best.ckpt"))
+    assert loaded.keys() == {"transformer.w"}
+    torch.testing.assert_close(loaded["transformer.w"], weights["model.transformer.w"], rtol=0, atol=0)
