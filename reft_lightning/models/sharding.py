@@ -30,6 +30,12 @@ def transformer_blocks(model: PreTrainedModel) -> list[torch.nn.Module]:
     return blocks
 
 
+def whole(tensor: torch.Tensor) -> torch.Tensor:
+    """A sharded ``DTensor``'s full value as a plain tensor (a collective: every process calls it);
+    any other tensor as it is."""
+    return tensor.full_tensor() if hasattr(tensor, "full_tensor") else tensor
+
+
 def is_sharded(module: torch.nn.Module) -> bool:
     """Whether any parameter of ``module`` is a sharded ``DTensor`` (``fully_shard`` was applied)."""
     return any(hasattr(parameter, "full_tensor") for parameter in module.parameters())

@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 import lightning as L
 import torch
 from jsonargparse import lazy_instance
+from torch.distributed.device_mesh import DeviceMesh
 from torchmetrics import MeanMetric
 from transformers import PreTrainedModel
 
@@ -109,20 +110,28 @@ class LanguageModelStage(L.LightningModule):
         ``setup``, inside the strategy's context (where a sharding strategy can build on the meta
         device); a checkpoint given by ``ckpt_path`` is loaded into what it builds. Code that uses a
         module outside a Trainer calls it first. Under ``ModelParallelStrategy`` (which gives the
-        module a device mesh) the policy is sharded with FSDP2, block by block (``models/sharding.py``).
+        module a device mesh) the models are then sharded with FSDP2 (:meth:`shard_models`).
         """
         if self.model is not None:
             return
+        self.build_models()
+        if self.device_mesh is not None:
+            self.shard_models(self.device_mesh["data_parallel"])
+        self.engine = HFGenerationEngine(self.model, self.tokenizer)
+        self.check_generation_room()
+
+    def build_models(self) -> None:
+        """Load the policy (and ``init_checkpoint``'s weights); stages with more models add theirs."""
         self.model = load_causal_lm(self.model_name, self.dtype_name, key=MODEL_KEY.format("model"))
         if self.init_checkpoint is not None:
             load_lightning_weights(self.model, self.init_checkpoint)
         self.model.train()  # from_pretrained returns eval mode, and Lightning keeps modes as it finds them
         if self.gradient_checkpointing:
             self.model.gradient_checkpointing_enable()
-        if self.device_mesh is not None:
-            shard_model(self.model, self.device_mesh["data_parallel"])
-        self.engine = HFGenerationEngine(self.model, self.tokenizer)
-        self.check_generation_room()
+
+    def shard_models(self, mesh: DeviceMesh) -> None:
+        """FSDP2: shard the policy over ``mesh`` block by block (``models/sharding.py``)."""
+        shard_model(self.model, mesh)
 
     def generation_budgets(self) -> dict[str, tuple[int, tuple[str, ...]]]:
         """``{config key: (max_new_tokens, splits whose prompts it continues)}`` of each generation

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
+from reft_lightning.models.sharding import whole
+
 
 class NonFiniteTrainingError(RuntimeError):
     """Too many consecutive optimizer steps had a non-finite gradient."""
@@ -59,7 +61,7 @@ class NonFiniteGuard:
             step: the optimizer step about to be taken (for the messages).
         """
         if isinstance(grad_norm, torch.Tensor):
-            grad_norm = (grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm).item()
+            grad_norm = whole(grad_norm).item()
         if math.isfinite(grad_norm):
             self.consecutive = 0
             return True

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 import lightning as L
 import torch
 
+from reft_lightning.models.sharding import whole
 from reft_lightning.rl.losses import ppo_policy_loss, ppo_value_loss
 from reft_lightning.stages.ppo_args import PPOArgs
 
@@ -113,7 +114,9 @@ def optimise_rollout(module: PPOModule, rollout: Rollout, ppo: PPOArgs, use_valu
                 epoch_kl += stats["train/approx_kl"].float() * share
             for parameter in frozen:  # critic warm-up: AdamW skips parameters without a gradient
                 parameter.grad = None
-            grad_norm = torch.nn.utils.clip_grad_norm_(module.trainable_parameters(), ppo.max_grad_norm)
+            grad_norm = whole(
+                torch.nn.utils.clip_grad_norm_(module.trainable_parameters(), ppo.max_grad_norm)
+            )
             optimizer.step()
             scheduler.step()
             steps += 1

@@ -17,12 +17,15 @@ from typing import Any, Literal
 
 import torch
 from jsonargparse import lazy_instance
+from torch.distributed.device_mesh import DeviceMesh
+from torch.distributed.fsdp import fully_shard
 from transformers import PreTrainedModel
 
 from reft_lightning.evaluation.sampling import SamplingEvalArgs
 from reft_lightning.generation import GenerationArgs, SamplingArgs
 from reft_lightning.models.forward import response_forward
 from reft_lightning.models.loading import load_causal_lm
+from reft_lightning.models.sharding import shard_model
 from reft_lightning.models.value_head import ValueHead
 from reft_lightning.rewards.base import Reward, RewardOutput, score_completions
 from reft_lightning.rewards.correctness import AnswerReward
@@ -135,20 +138,13 @@ class ReFTModule(LanguageModelStage):
         self.iterations = 0
         self._advantage_stats: dict[str, float] = {}
 
-    def configure_model(self) -> None:
+    def build_models(self) -> None:
         """The policy (base class), then the frozen reference, the value model and the value head.
 
         The value head is built only for an estimator that trains a critic, so every parameter
         gets a gradient (DDP).
         """
-        if self.reference is not None:
-            return
-        if self.device_mesh is not None:
-            raise NotImplementedError(
-                "ReFTModule does not run under ModelParallelStrategy (FSDP2) yet: its frozen reference, "
-                "value head and rollouts are not sharded (issue 10). Use trainer.strategy: ddp"
-            )
-        super().configure_model()
+        super().build_models()
         assert self.model is not None
         dtype = self.dtype_name
         initial_policy = (
@@ -164,6 +160,16 @@ class ReFTModule(LanguageModelStage):
         if self.estimator.needs_critic:
             hidden_size = (self.value_model or self.model).config.hidden_size
             self.value_head = ValueHead(hidden_size, self.value_dropout, self.value_init)
+
+    def shard_models(self, mesh: DeviceMesh) -> None:
+        """FSDP2: the policy (base class), the frozen reference and the value model block by block,
+        and the value head as one unit, all over ``mesh`` (no process holds a whole copy of any)."""
+        super().shard_models(mesh)
+        for model in (self.reference, self.value_model):
+            if model is not None:
+                shard_model(model, mesh)
+        if self.value_head is not None:
+            fully_shard(self.value_head, mesh=mesh)
 
     def generation_budgets(self) -> dict[str, tuple[int, tuple[str, ...]]]:
         """Evaluation's (base class), and rollouts, which continue the training questions."""
@@ -392,8 +398,10 @@ class ReFTModule(LanguageModelStage):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """The frozen reference is left out of checkpoints (rebuilt from ``model`` / ``reference``),
+        except sharded ones: their loader reads every key of the module into its shards in place."""
         state = checkpoint["state_dict"]
-        for key in [k for k in state if k.startswith(REFERENCE_PREFIX)]:
+        for key in [k for k in state if k.startswith(REFERENCE_PREFIX) and self.device_mesh is None]:
             del state[key]
         super().on_save_checkpoint(checkpoint)
         checkpoint["reft_state"] = {
@@ -404,7 +412,7 @@ class ReFTModule(LanguageModelStage):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_load_checkpoint(checkpoint)
         expected = {k for k in self.state_dict() if not k.startswith(REFERENCE_PREFIX)}
-        missing = sorted(expected - set(checkpoint["state_dict"]))
+        missing = sorted(expected - set(checkpoint.get("state_dict", expected)))  # sharded: loaded apart
         if missing:
             raise KeyError(f"checkpoint lacks {len(missing)} trained weights, e.g. {missing[:3]}")
         if "reft_state" in checkpoint:

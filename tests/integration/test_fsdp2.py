@@ -1,7 +1,7 @@
-"""SFT under FSDP2 (Lightning's ModelParallelStrategy, ``fully_shard`` per block) on two CPU
-processes (gloo): it takes the steps of one process with the same global batch, saves sharded
-checkpoints that resume exactly after every rank is killed, and exports an HF model that plain
-transformers loads and generates with."""
+"""SFT and ReFT under FSDP2 (Lightning's ModelParallelStrategy, ``fully_shard`` per block) on two
+CPU processes (gloo): each takes the steps of one process with the same global batch, saves
+sharded checkpoints that resume exactly after every rank is killed, and exports an HF model that
+plain transformers loads and generates with."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from safetensors.torch import load_file
 
 from reft_lightning.checkpoints import is_intact
 from reft_lightning.models.loading import load_causal_lm, load_tokenizer
-from reft_lightning.stages.reft import ReFTModule
 from tests.conftest import REPO
 from tests.integration.cli_process import run_reft, run_reft_ok
 
@@ -27,13 +26,22 @@ LAST = {"class_path": "reft_lightning.LastCheckpoint", "init_args": {"every_n_tr
 EXPORT = {"class_path": "reft_lightning.HFExport", "init_args": {"export_best": False}}
 
 
-def _config(tmp_path: Path, model_dir: Path, name: str, devices: int, callbacks: list[dict]) -> Path:
-    config = yaml.safe_load((REPO / "configs" / "demo" / "sft_synthetic.yaml").read_text())
+def _config(
+    tmp_path: Path, model_dir: Path, name: str, devices: int, callbacks: list[dict], stage: str = "sft"
+) -> Path:
+    config = yaml.safe_load((REPO / "configs" / "demo" / f"{stage}_synthetic.yaml").read_text())
     config["trainer"].update(
         devices=devices, strategy=FSDP2 if devices > 1 else "auto", max_steps=6, log_every_n_steps=1,
         enable_progress_bar=False, limit_val_batches=0, num_sanity_val_steps=0, callbacks=callbacks,
     )  # fmt: skip
-    config["model"]["init_args"]["model"] = str(model_dir)
+    init = config["model"]["init_args"]
+    init["model"] = str(model_dir)
+    if stage == "reft":  # greedy rollouts: the samples do not depend on the processes' random streams
+        config["trainer"]["val_check_interval"] = None
+        init.update(
+            rollout={"max_new_tokens": 12, "do_sample": False}, value_dropout=0.0, value_init="default"
+        )
+        init["value_model"] = str(model_dir)
     config["data"]["init_args"].update(num_train=64, num_val=4, num_test=4, batch_size=8 // devices)
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -93,8 +101,40 @@ def test_the_export_of_a_sharded_run_loads_and_generates_in_plain_transformers(s
     assert out.shape[1] == ids["input_ids"].shape[1] + 5 or out[0, -1] == tokenizer.eos_token_id
 
 
-def test_reft_refuses_fsdp2_naming_what_is_missing(tiny_model_dir: Path) -> None:
-    module = ReFTModule(model=str(tiny_model_dir))
-    module._device_mesh = object()  # what ModelParallelStrategy gives the module before configure_model
-    with pytest.raises(NotImplementedError, match=r"ModelParallelStrategy \(FSDP2\) yet.*strategy: ddp"):
-        module.configure_model()
+def test_reft_with_a_value_model_under_fsdp2_takes_the_steps_of_one_process(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """Policy, frozen reference, value model and value head all sharded; rollouts by the sharded policy."""
+    for devices in (1, 2):
+        config = _config(tmp_path, tiny_model_dir, f"reft_{devices}", devices, [EXPORT], stage="reft")
+        _fit(config, tmp_path / str(devices))
+    single, sharded = _final(tmp_path / "1"), _final(tmp_path / "2")
+    initial = load_file(tiny_model_dir / "model.safetensors")
+    change = max(float((single[k] - initial[k]).abs().max()) for k in initial)
+    worst = max(float((sharded[k] - weight).abs().max()) for k, weight in single.items())
+    assert change > 0 and worst < 0.02 * change, f"largest difference {worst:.3g}, change {change:.3g}"
+
+
+def test_reft_resumes_exactly_from_a_sharded_checkpoint(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """The frozen reference is kept in sharded checkpoints (their loader fills every key in place)."""
+    kill = {"class_path": "tests.integration.killer.KillAfterStep", "init_args": {"step": 6}}
+    configs = {
+        name: _config(tmp_path, tiny_model_dir, name, 2, callbacks, stage="reft")
+        for name, callbacks in (("straight", [LAST, EXPORT]), ("killed", [LAST, EXPORT, kill]))
+    }
+    for config in configs.values():
+        loaded = yaml.safe_load(config.read_text())
+        loaded["trainer"]["max_steps"] = 8  # 4 iterations of 2 PPO epochs; last.ckpt every 2 iterations
+        config.write_text(yaml.safe_dump(loaded))
+    _fit(configs["straight"], tmp_path / "straight")
+    killed = tmp_path / "killed"
+    result = run_reft(
+        "fit", f"--config={configs['killed']}", f"--trainer.default_root_dir={killed}", threads=1
+    )
+    assert result.returncode == -signal.SIGKILL, result.stderr[-3000:]
+    _fit(configs["straight"], killed, "--ckpt_path=last")
+    resumed_log = sorted(killed.glob("csv/version_*/metrics.csv"))[-1].read_text().splitlines()
+    assert resumed_log[1].split(",")[1] == "2", "the resumed run starts at iteration 3, not over"
+    expected, actual = _final(tmp_path / "straight"), _final(killed)
+    for name in expected:
+        torch.testing.assert_close(actual[name], expected[name], rtol=0, atol=0, msg=name)
