@@ -7,6 +7,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from reft_lightning.generation.args import GenerationArgs
 from reft_lightning.generation.engine import Completions, response_mask
+from reft_lightning.models.sharding import gathered
 
 
 class HFGenerationEngine:
@@ -32,15 +33,16 @@ class HFGenerationEngine:
             if args.do_sample
             else {}
         )
-        sequences = self.model.generate(
-            input_ids=prompt_ids,
-            attention_mask=prompt_mask,
-            max_new_tokens=args.max_new_tokens,
-            do_sample=args.do_sample,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-            **sampling,
-        )
+        with gathered(self.model):  # FSDP2: each block gathered once per generation, not per token
+            sequences = self.model.generate(
+                input_ids=prompt_ids,
+                attention_mask=prompt_mask,
+                max_new_tokens=args.max_new_tokens,
+                do_sample=args.do_sample,
+                eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id,
+                **sampling,
+            )
         response_ids = sequences[:, prompt_ids.shape[1] :]
         mask = response_mask(response_ids, tokenizer.eos_token_id)
         response_ids = response_ids.masked_fill(mask.eq(0), tokenizer.pad_token_id)

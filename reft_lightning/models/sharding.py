@@ -8,10 +8,13 @@ reduce-scatters its gradients (averaged over the ranks, as DDP does).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 from torch.distributed.device_mesh import DeviceMesh
-from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 from transformers import PreTrainedModel
 
 from reft_lightning.models.loading import resolve_dtype
@@ -19,9 +22,10 @@ from reft_lightning.models.loading import resolve_dtype
 
 def transformer_blocks(model: PreTrainedModel) -> list[torch.nn.Module]:
     """The model's transformer blocks: the modules whose class the model names in
-    ``_no_split_modules`` (``GPT2Block``, ``LlamaDecoderLayer``, ...), in order."""
+    ``_no_split_modules`` (``GPT2Block``, ``LlamaDecoderLayer``, ...; also once sharded, when FSDP2
+    has made each an ``FSDP{name}`` subclass), in order."""
     names = set(getattr(model, "_no_split_modules", None) or [])
-    blocks = [module for module in model.modules() if type(module).__name__ in names]
+    blocks = [m for m in model.modules() if any(cls.__name__ in names for cls in type(m).__mro__)]
     if not blocks:
         raise ValueError(
             f"{type(model).__name__} names no transformer block class in _no_split_modules, so it "
@@ -73,3 +77,21 @@ def full_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     for tied in getattr(model, "all_tied_weights_keys", None) or {}:  # gathered apart: drop the copy
         state.pop(tied, None)
     return state
+
+
+@contextmanager
+def gathered(model: torch.nn.Module) -> Iterator[None]:
+    """Inside, a sharded ``model``'s units keep their weights gathered once gathered, instead of
+    gathering every block again for every forward (one all-gather per block per token in a
+    generation); on exit every unit reshards, and blocks reshard after forward again (the root
+    does not, FSDP2's default). For an unsharded model this does nothing.
+    """
+    units = [module for module in model.modules() if isinstance(module, FSDPModule)]
+    for unit in units:
+        unit.set_reshard_after_forward(False, recurse=False)
+    try:
+        yield
+    finally:
+        for unit in units:
+            unit.reshard()
+            unit.set_reshard_after_forward(unit is not model, recurse=False)
