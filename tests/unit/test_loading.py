@@ -64,8 +64,12 @@ def test_local_paths_are_told_from_hub_ids(
 
 
 def test_a_hub_id_is_not_checked_locally(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same missing name passes as a hub id, and is refused once it reads as a local path."""
     monkeypatch.chdir(tmp_path)
-    require_local_model("Qwen/Qwen2.5-0.5B", "model.init_args.model")  # no error, no hub access
+    assert require_local_model("Qwen/Qwen2.5-0.5B", "model.init_args.model") is None  # no hub access
+    (tmp_path / "Qwen").mkdir()  # now its first component is a local directory
+    with pytest.raises(FileNotFoundError, match=r"model\.init_args\.model: model path not found: .*Qwen2\.5"):
+        require_local_model("Qwen/Qwen2.5-0.5B", "model.init_args.model")
 
 
 def test_a_missing_model_path_names_the_key_and_the_path(tiny_model_dir: Path, tmp_path: Path) -> None:
