@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, ClassVar, Literal, TypeVar
 
 import lightning as L
@@ -17,7 +18,7 @@ from reft_lightning.data.formats import CotFormat
 from reft_lightning.evaluation.sampling import SamplingEvalArgs, sample_and_score
 from reft_lightning.generation import GenerationArgs, GenerationEngine, HFGenerationEngine
 from reft_lightning.models.loading import load_causal_lm, load_lightning_weights, load_tokenizer
-from reft_lightning.models.sharding import shard_model
+from reft_lightning.models.sharding import shard_model, whole
 from reft_lightning.rewards.base import Reward, check_reward_format, score_completions
 from reft_lightning.rewards.correctness import AnswerReward
 from reft_lightning.stages.numeric_guard import NonFiniteGuard
@@ -97,7 +98,7 @@ class LanguageModelStage(L.LightningModule):
         if max_nonfinite_steps < 0:
             raise ValueError(f"max_nonfinite_steps must be >= 0, got {max_nonfinite_steps}")
         self.nonfinite_guard = NonFiniteGuard(max_nonfinite_steps)
-        """Skips optimizer steps whose gradient is not finite (see :meth:`on_before_optimizer_step`)."""
+        """Skips optimizer steps whose gradient is not finite (see :meth:`guard_optimizer_step`)."""
         names = ["accuracy", "extracted", *sampling_eval.estimate_names]
         self.eval_metrics = torch.nn.ModuleDict(
             {_metric_key(split, name): MeanMetric() for split in ("val", "test") for name in names}
@@ -277,16 +278,30 @@ class LanguageModelStage(L.LightningModule):
             seed_process_streams(torch.initial_seed() + self.trainer.global_rank)
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        """Skip this step if the gradient is not finite (:class:`NonFiniteGuard`); log the skips.
-
-        Lightning calls this before every optimizer step (manual optimisation included), after the
-        gradients are synchronised across processes. Under a float16 gradient scaler, which skips
-        such steps itself, the skip is only counted.
-        """
+        """Automatic optimisation (SFT): guard the step Lightning is about to take, after the
+        gradients are synchronised and before they are clipped. Stages that optimise manually call
+        :meth:`guard_optimizer_step` with the norm their clipping computed (no second pass)."""
+        if not self.automatic_optimization:
+            return
         parameters = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
         grad_norm = torch.nn.utils.get_total_norm([p.grad for p in parameters]) if parameters else 0.0
+        self.guard_optimizer_step(grad_norm, parameters)
+
+    def guard_optimizer_step(
+        self, grad_norm: torch.Tensor | float, parameters: list[torch.nn.Parameter]
+    ) -> None:
+        """Skip the coming optimizer step if the gradient norm is not finite (:class:`NonFiniteGuard`)
+        on any process, and log the skips.
+
+        The processes agree (one all-reduce of a flag), so a step is skipped everywhere when only
+        one process's gradient shard holds the ``nan``. Under a float16 gradient scaler, which skips
+        such steps itself, the skip is only counted.
+        """
+        norm = whole(grad_norm).item() if isinstance(grad_norm, torch.Tensor) else grad_norm
+        if not self.trainer.strategy.reduce_boolean_decision(math.isfinite(norm), all=True):
+            norm = norm if not math.isfinite(norm) else math.nan
         scaler = getattr(self.trainer.precision_plugin, "scaler", None)
-        self.nonfinite_guard.allow_step(grad_norm, parameters, self.trainer.global_step, clear=scaler is None)
+        self.nonfinite_guard.allow_step(norm, parameters, self.trainer.global_step, clear=scaler is None)
         self.log("train/skipped_updates", float(self.nonfinite_guard.skipped))
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -1,10 +1,9 @@
 """Optimizer steps with a non-finite gradient are skipped, counted, and stop the run when they persist.
 
 Both stages ask :meth:`NonFiniteGuard.allow_step` with the total gradient norm just before
-``optimizer.step()``: SFT from ``on_before_optimizer_step`` (after gradients are synchronised,
-before clipping), ReFT in every PPO minibatch. The norm is computed from gradients that every
-process holds alike after the all-reduce (DDP) or that are reduced into it (sharded gradients), so
-every process reaches the same decision without a collective of its own.
+``optimizer.step()``, through ``LanguageModelStage.guard_optimizer_step`` (which makes the processes
+agree): SFT from ``on_before_optimizer_step`` (after gradients are synchronised, before clipping),
+ReFT in every PPO minibatch with the norm its clipping computed.
 """
 
 from __future__ import annotations
@@ -15,8 +14,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
-
-from reft_lightning.models.sharding import whole
 
 
 class NonFiniteTrainingError(RuntimeError):
@@ -30,11 +27,9 @@ class NonFiniteGuard:
     Args:
         max_consecutive: stop after this many consecutive skipped steps (the config key
             ``model.init_args.max_nonfinite_steps``); 0 stops at the first.
-        lr: the configured peak learning rate, quoted in the stop message.
     """
 
     max_consecutive: int = 10
-    lr: float | None = None
     skipped: int = 0
     """Optimizer steps skipped since the run started (resumes included)."""
     consecutive: int = 0
@@ -42,7 +37,7 @@ class NonFiniteGuard:
 
     def allow_step(
         self,
-        grad_norm: torch.Tensor | float,
+        grad_norm: float,
         parameters: Iterable[torch.nn.Parameter],
         step: int,
         clear: bool = True,
@@ -55,13 +50,10 @@ class NonFiniteGuard:
         ``max_consecutive + 1``-th consecutive one raises :class:`NonFiniteTrainingError`.
 
         Args:
-            grad_norm: total L2 norm of the gradients (a 0-d tensor or a float; a sharded ``DTensor``
-                is reduced to its full value).
+            grad_norm: total L2 norm of the gradients.
             parameters: the parameters the optimizer updates.
             step: the optimizer step about to be taken (for the messages).
         """
-        if isinstance(grad_norm, torch.Tensor):
-            grad_norm = whole(grad_norm).item()
         if math.isfinite(grad_norm):
             self.consecutive = 0
             return True
@@ -83,12 +75,11 @@ class NonFiniteGuard:
         return False
 
     def _stop_message(self, step: int) -> str:
-        lr = f" (now {self.lr:g})" if self.lr is not None else ""
         return (
             f"stopping at optimizer step {step}: {self.consecutive} consecutive steps had a nan or inf "
             f"gradient and were skipped (model.init_args.max_nonfinite_steps={self.max_consecutive}). The "
             "weights are those of the last finite step. Likely causes: a learning rate too high for this "
-            f"model (model.init_args.optimizer.lr{lr}), which diverges the loss; float16 overflow "
+            "model (model.init_args.optimizer.lr), which diverges the loss; float16 overflow "
             "(model.init_args.dtype, trainer.precision: use float32 or bfloat16); or batches whose "
             "loss has no target token (check the data module's max length settings)"
         )

@@ -27,6 +27,7 @@ class PPOModule(Protocol):
     def manual_backward(self, loss: torch.Tensor) -> None: ...
     def policy_and_value_parameters(self) -> tuple[list[torch.nn.Parameter], list[torch.nn.Parameter]]: ...
     def trainable_parameters(self) -> list[torch.nn.Parameter]: ...
+    def guard_optimizer_step(self, grad_norm: torch.Tensor, parameters: list[torch.nn.Parameter]) -> None: ...
     def policy_outputs(
         self,
         sequences: torch.Tensor,
@@ -114,9 +115,9 @@ def optimise_rollout(module: PPOModule, rollout: Rollout, ppo: PPOArgs, use_valu
                 epoch_kl += stats["train/approx_kl"].float() * share
             for parameter in frozen:  # critic warm-up: AdamW skips parameters without a gradient
                 parameter.grad = None
-            grad_norm = whole(
-                torch.nn.utils.clip_grad_norm_(module.trainable_parameters(), ppo.max_grad_norm)
-            )
+            parameters = module.trainable_parameters()
+            grad_norm = whole(torch.nn.utils.clip_grad_norm_(parameters, ppo.max_grad_norm))
+            module.guard_optimizer_step(grad_norm, parameters)  # a nan or inf norm: the step is skipped
             optimizer.step()
             scheduler.step()
             steps += 1

@@ -21,7 +21,7 @@ def _parameters() -> list[torch.nn.Parameter]:
 def test_a_finite_norm_steps_and_resets_the_run_of_skips() -> None:
     guard = NonFiniteGuard(max_consecutive=3, skipped=2, consecutive=2)
     parameters = _parameters()
-    assert guard.allow_step(torch.tensor(1.5), parameters, step=7)
+    assert guard.allow_step(1.5, parameters, step=7)
     assert (guard.skipped, guard.consecutive) == (2, 0)
     assert all(p.grad is not None for p in parameters)
 
@@ -31,7 +31,7 @@ def test_a_nonfinite_norm_skips_clears_gradients_and_warns_once(norm: float) -> 
     guard = NonFiniteGuard(max_consecutive=3)
     parameters = _parameters()
     with pytest.warns(RuntimeWarning, match=r"optimizer step 7 skipped.*max_nonfinite_steps=3"):
-        assert not guard.allow_step(torch.tensor(norm), parameters, step=7)
+        assert not guard.allow_step(norm, parameters, step=7)
     assert all(p.grad is None for p in parameters)
     optimizer = torch.optim.AdamW(parameters, lr=1.0)
     optimizer.step()
