@@ -21,6 +21,7 @@ from reft_lightning.data.example import MathExample
 from reft_lightning.generation import SamplingArgs
 from reft_lightning.rewards.base import Reward, RewardOutput
 from reft_lightning.rewards.correctness import AnswerReward
+from reft_lightning.stages.numeric_guard import NonFiniteGuard
 from reft_lightning.stages.optim import OptimizerArgs
 from reft_lightning.stages.ppo_args import PPOArgs
 from reft_lightning.stages.ppo_step import Rollout, optimise_rollout
@@ -243,6 +244,9 @@ class _StandIn:
 
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
         return [self.theta, self.value]
+
+    def guard_optimizer_step(self, grad_norm: torch.Tensor, parameters: list[torch.nn.Parameter]) -> None:
+        assert NonFiniteGuard().allow_step(float(grad_norm), parameters, step=0), "these rollouts are finite"
 
 
 def _standin_rollout(keep: torch.Tensor | None) -> tuple[Rollout, torch.Tensor]:
