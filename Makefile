@@ -65,8 +65,11 @@ demo-reft-seed%:
 	$(REFT) test --config configs/demo/reft_synthetic.yaml --trainer.default_root_dir $(DEMO)/reft_seed$*_test \
 		--trainer.enable_progress_bar false --model.init_args.model $(DEMO)/reft_seed$*/hf/best
 
+# The fast tests first (a plain `pytest`), then the multi-process ones (marked slow: DDP and FSDP2 on
+# 2 CPU processes).
 test: setup
 	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -m slow
 
 lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
@@ -45,21 +46,37 @@ def is_sharded(module: torch.nn.Module) -> bool:
     return any(hasattr(parameter, "full_tensor") for parameter in module.parameters())
 
 
-def shard_model(
-    model: PreTrainedModel, mesh: DeviceMesh, param_dtype: str | None = None, reduce_dtype: str | None = None
-) -> None:
-    """``fully_shard`` every transformer block of ``model``, then the root (embeddings, final norm,
-    head), over the 1-D ``mesh``, in place.
+@dataclass(frozen=True)
+class FSDPArgs:
+    """FSDP2 mixed precision of a stage's models (``model.init_args.fsdp``); used only under
+    ``ModelParallelStrategy``, where the models are sharded (docs/scaling.md)."""
 
-    Args:
-        param_dtype: dtype the gathered weights compute in (e.g. ``bfloat16``); ``None``: the
-            weights' own dtype. The sharded weights, and so the optimizer, keep their dtype.
-        reduce_dtype: dtype of the gradient reduce-scatter; ``None``: ``param_dtype``.
-    """
-    policy = MixedPrecisionPolicy(
-        param_dtype=resolve_dtype(param_dtype) if param_dtype else None,
-        reduce_dtype=resolve_dtype(reduce_dtype) if reduce_dtype else None,
-    )
+    param_dtype: str | None = None
+    """dtype the gathered weights compute in (``bfloat16``: mixed precision, while the sharded
+    weights and so the optimizer states keep the stage's ``dtype``, e.g. ``float32`` master weights);
+    ``None``: the weights' own dtype."""
+    reduce_dtype: str | None = None
+    """dtype of the gradient reduce-scatter (``float32`` sums bf16 gradients in full precision);
+    ``None``: ``param_dtype``."""
+
+    def __post_init__(self) -> None:
+        for name in ("param_dtype", "reduce_dtype"):
+            value = getattr(self, name)
+            if value is not None:
+                resolve_dtype(value)  # an unknown name fails at start-up, naming the choices
+
+    def policy(self) -> MixedPrecisionPolicy:
+        """FSDP2's ``MixedPrecisionPolicy`` for these dtypes."""
+        return MixedPrecisionPolicy(
+            param_dtype=resolve_dtype(self.param_dtype) if self.param_dtype else None,
+            reduce_dtype=resolve_dtype(self.reduce_dtype) if self.reduce_dtype else None,
+        )
+
+
+def shard_model(model: PreTrainedModel, mesh: DeviceMesh, args: FSDPArgs = FSDPArgs()) -> None:
+    """``fully_shard`` every transformer block of ``model``, then the root (embeddings, final norm,
+    head), over the 1-D ``mesh``, in place, with ``args``'s mixed precision."""
+    policy = args.policy()
     for block in transformer_blocks(model):
         fully_shard(block, mesh=mesh, mp_policy=policy)
     fully_shard(model, mesh=mesh, mp_policy=policy)

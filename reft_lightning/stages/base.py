@@ -18,7 +18,7 @@ from reft_lightning.data.formats import CotFormat
 from reft_lightning.evaluation.sampling import SamplingEvalArgs, sample_and_score
 from reft_lightning.generation import GenerationArgs, GenerationEngine, HFGenerationEngine
 from reft_lightning.models.loading import load_causal_lm, load_lightning_weights, load_tokenizer
-from reft_lightning.models.sharding import shard_model, whole
+from reft_lightning.models.sharding import FSDPArgs, shard_model, whole
 from reft_lightning.rewards.base import Reward, check_reward_format, score_completions
 from reft_lightning.rewards.correctness import AnswerReward
 from reft_lightning.stages.numeric_guard import NonFiniteGuard
@@ -64,6 +64,7 @@ class LanguageModelStage(L.LightningModule):
         sampling_eval: sampled evaluation besides greedy (off by default).
         max_nonfinite_steps: optimizer steps with a nan or inf gradient are skipped (counted in
             ``train/skipped_updates``); this many in a row stop the run with a message.
+        fsdp: FSDP2 mixed precision (compute and reduce dtypes) under ``ModelParallelStrategy``.
     """
 
     def __init__(
@@ -77,6 +78,7 @@ class LanguageModelStage(L.LightningModule):
         init_checkpoint: str | None = None,
         sampling_eval: SamplingEvalArgs = SamplingEvalArgs(),
         max_nonfinite_steps: int = 10,
+        fsdp: FSDPArgs = FSDPArgs(),
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["reward"])  # a reward may hold worker processes
@@ -95,6 +97,7 @@ class LanguageModelStage(L.LightningModule):
         self.reward = reward
         self.eval_generation = eval_generation
         self.sampling_eval = sampling_eval
+        self.fsdp = as_args(FSDPArgs, fsdp)
         if max_nonfinite_steps < 0:
             raise ValueError(f"max_nonfinite_steps must be >= 0, got {max_nonfinite_steps}")
         self.nonfinite_guard = NonFiniteGuard(max_nonfinite_steps)
@@ -132,7 +135,7 @@ class LanguageModelStage(L.LightningModule):
 
     def shard_models(self, mesh: DeviceMesh) -> None:
         """FSDP2: shard the policy over ``mesh`` block by block (``models/sharding.py``)."""
-        shard_model(self.model, mesh)
+        shard_model(self.model, mesh, self.fsdp)
 
     def generation_budgets(self) -> dict[str, tuple[int, tuple[str, ...]]]:
         """``{config key: (max_new_tokens, splits whose prompts it continues)}`` of each generation

@@ -25,7 +25,7 @@ from reft_lightning.evaluation.sampling import SamplingEvalArgs
 from reft_lightning.generation import GenerationArgs, SamplingArgs
 from reft_lightning.models.forward import response_forward
 from reft_lightning.models.loading import load_causal_lm
-from reft_lightning.models.sharding import shard_model
+from reft_lightning.models.sharding import FSDPArgs, shard_model
 from reft_lightning.models.value_head import ValueHead
 from reft_lightning.rewards.base import Reward, RewardOutput, score_completions
 from reft_lightning.rewards.correctness import AnswerReward
@@ -75,6 +75,8 @@ class ReFTModule(LanguageModelStage):
         sampling_eval: sampled evaluation (pass@k, voting@k) besides greedy; off by default.
         max_nonfinite_steps: consecutive optimizer steps with a nan or inf gradient (each skipped)
             that stop the run.
+        fsdp: FSDP2 mixed precision under ``ModelParallelStrategy`` (the frozen reference and a
+            value model compute in the same dtypes).
     """
 
     train_batches = "prompts"
@@ -99,10 +101,11 @@ class ReFTModule(LanguageModelStage):
         init_checkpoint: str | None = None,
         sampling_eval: SamplingEvalArgs = SamplingEvalArgs(),
         max_nonfinite_steps: int = 10,
+        fsdp: FSDPArgs = FSDPArgs(),
     ) -> None:
         super().__init__(
             model, tokenizer, dtype, reward, eval_generation, gradient_checkpointing, init_checkpoint,
-            sampling_eval, max_nonfinite_steps,
+            sampling_eval, max_nonfinite_steps, fsdp,
         )  # fmt: skip
         self.automatic_optimization = False
         self.strict_loading = False  # the reference is not in checkpoints; on_load_checkpoint checks the rest
@@ -167,8 +170,8 @@ class ReFTModule(LanguageModelStage):
         super().shard_models(mesh)
         for model in (self.reference, self.value_model):
             if model is not None:
-                shard_model(model, mesh)
-        if self.value_head is not None:
+                shard_model(model, mesh, self.fsdp)
+        if self.value_head is not None:  # float32 weights and compute, whatever fsdp.param_dtype
             fully_shard(self.value_head, mesh=mesh)
 
     def generation_budgets(self) -> dict[str, tuple[int, tuple[str, ...]]]:

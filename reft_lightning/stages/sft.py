@@ -14,6 +14,7 @@ from jsonargparse import lazy_instance
 from reft_lightning.data.collate import IGNORE_INDEX
 from reft_lightning.evaluation.sampling import SamplingEvalArgs
 from reft_lightning.generation import GenerationArgs
+from reft_lightning.models.sharding import FSDPArgs
 from reft_lightning.rewards.base import Reward
 from reft_lightning.rewards.correctness import AnswerReward
 from reft_lightning.stages.base import LanguageModelStage, as_args
@@ -35,6 +36,8 @@ class SFTModule(LanguageModelStage):
         sampling_eval: sampled evaluation (pass@k, voting@k) besides greedy; off by default.
         max_nonfinite_steps: consecutive optimizer steps with a nan or inf gradient (each skipped)
             that stop the run.
+        fsdp: FSDP2 mixed precision under ``ModelParallelStrategy`` (the frozen reference and a
+            value model compute in the same dtypes).
     """
 
     def __init__(
@@ -49,10 +52,11 @@ class SFTModule(LanguageModelStage):
         init_checkpoint: str | None = None,
         sampling_eval: SamplingEvalArgs = SamplingEvalArgs(),
         max_nonfinite_steps: int = 10,
+        fsdp: FSDPArgs = FSDPArgs(),
     ) -> None:
         super().__init__(
             model, tokenizer, dtype, reward, eval_generation, gradient_checkpointing, init_checkpoint,
-            sampling_eval, max_nonfinite_steps,
+            sampling_eval, max_nonfinite_steps, fsdp,
         )  # fmt: skip
         self.optimizer_args = as_args(OptimizerArgs, optimizer)
 

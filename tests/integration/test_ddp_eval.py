@@ -8,9 +8,13 @@ import json
 import math
 from pathlib import Path
 
+import pytest
+
 from reft_lightning.data.datasets import SyntheticDataModule
 from tests.conftest import REPO
 from tests.integration.cli_process import run_reft_ok
+
+pytestmark = pytest.mark.slow  # several processes each: `make test` runs these after the rest
 
 SPLITS = ["--data.init_args.num_train=8", "--data.init_args.num_val=5", "--data.init_args.num_test=4"]
 

@@ -13,6 +13,8 @@ from safetensors.torch import load_file
 from tests.conftest import REPO
 from tests.integration.cli_process import run_reft_ok
 
+pytestmark = pytest.mark.slow  # several processes each: `make test` runs these after the rest
+
 GLOBAL_BATCH = 8
 
 

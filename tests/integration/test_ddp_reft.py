@@ -13,6 +13,8 @@ import yaml
 from tests.conftest import REPO
 from tests.integration.cli_process import run_reft_ok
 
+pytestmark = pytest.mark.slow  # several processes each: `make test` runs these after the rest
+
 
 def _config(
     tmp_path: Path, model_dir: Path, probe: Path, ppo: dict[str, object], separate_value_model: bool

@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 
 from tests.conftest import REPO
 from tests.integration.cli_process import run_reft_ok
+
+pytestmark = pytest.mark.slow  # several processes each: `make test` runs these after the rest
 
 
 def ddp_sft_config(

@@ -7,11 +7,14 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
 from tests.integration.cli_process import run_reft, run_reft_ok, signal_when_paused
 from tests.integration.test_ddp_rng import ddp_sft_config
+
+pytestmark = pytest.mark.slow  # several processes each: `make test` runs these after the rest
 
 STEP = 3
 

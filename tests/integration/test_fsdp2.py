@@ -18,6 +18,8 @@ from reft_lightning.models.loading import load_causal_lm, load_tokenizer
 from tests.conftest import REPO
 from tests.integration.cli_process import run_reft, run_reft_ok
 
+pytestmark = pytest.mark.slow  # several processes each: `make test` runs these after the rest
+
 FSDP2 = {
     "class_path": "lightning.pytorch.strategies.ModelParallelStrategy",
     "init_args": {"data_parallel_size": 2, "tensor_parallel_size": 1},
