@@ -24,7 +24,7 @@ from transformers import PreTrainedModel
 from reft_lightning.evaluation.sampling import SamplingEvalArgs
 from reft_lightning.generation import GenerationArgs, SamplingArgs
 from reft_lightning.models.forward import response_forward
-from reft_lightning.models.loading import load_causal_lm
+from reft_lightning.models.loading import load_causal_lm, resolve_dtype
 from reft_lightning.models.sharding import FSDPArgs, shard_model
 from reft_lightning.models.value_head import ValueHead
 from reft_lightning.rewards.base import Reward, RewardOutput, score_completions
@@ -58,6 +58,8 @@ class ReFTModule(LanguageModelStage):
         dtype: weight dtype of policy, reference and value model.
         reference: the frozen reference model for the KL penalty; ``None``: a copy of the starting
             policy (``model``, with ``init_checkpoint`` weights if given), as in the spec.
+        reference_dtype: weight dtype of the frozen reference (``bfloat16`` halves its memory; its
+            log-probs are still taken in float32); ``None``: ``dtype``.
         value_model: ``None``: a value head on the policy's last hidden state (spec default);
             a model name/path: a separate value model with its own head (the paper's ablation).
             Neither is built when ``ppo.advantage`` names an estimator without a critic.
@@ -88,6 +90,7 @@ class ReFTModule(LanguageModelStage):
         tokenizer: str | None = None,
         dtype: str = "float32",
         reference: str | None = None,
+        reference_dtype: str | None = None,
         value_model: str | None = None,
         value_dropout: float = 0.1,
         value_init: Literal["default", "zeros"] = "default",
@@ -126,6 +129,9 @@ class ReFTModule(LanguageModelStage):
                 f"or choose an estimator with one (gae)"
             )
         self.reference_name, self.value_model_name = reference, value_model
+        if reference_dtype is not None:
+            resolve_dtype(reference_dtype)  # an unknown name fails at start-up, naming the choices
+        self.reference_dtype = reference_dtype
         self.value_dropout, self.value_init = value_dropout, value_init
         self.reference: PreTrainedModel | None = None
         """Frozen copy of the starting policy (or ``reference``), built by :meth:`configure_model`."""
@@ -156,6 +162,8 @@ class ReFTModule(LanguageModelStage):
             else load_causal_lm(self.reference_name, dtype, key=MODEL_KEY.format("reference"))
         )
         self.reference = copy.deepcopy(initial_policy).eval().requires_grad_(False)
+        if self.reference_dtype is not None:
+            self.reference.to(resolve_dtype(self.reference_dtype))
         if self.value_model_name is not None:
             value_key = MODEL_KEY.format("value_model")
             self.value_model = load_causal_lm(self.value_model_name, dtype, key=value_key).train()

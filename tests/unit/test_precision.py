@@ -1,6 +1,7 @@
-"""``model.init_args.fsdp``: FSDP2 mixed precision from the stage's config. The gathered weights
-compute in ``param_dtype`` while the sharded weights (the optimizer's) keep the stage's dtype; the
-value head's values leave it in float32 (FSDP2 on a one-process gloo group)."""
+"""Precision set in the stage's config. ``model.init_args.fsdp``: the gathered weights compute in
+``param_dtype`` while the sharded weights (the optimizer's) keep the stage's dtype, and values stay
+float32 (FSDP2 on a one-process gloo group). ReFT's ``reference_dtype``: a bf16 reference beside a
+float32 policy."""
 
 from __future__ import annotations
 
@@ -59,3 +60,15 @@ def test_reft_values_stay_float32_under_bf16_compute(tiny_model_dir: Path, proce
 def test_an_unknown_dtype_is_refused_naming_the_choices() -> None:
     with pytest.raises(ValueError, match="dtype must be one of"):
         FSDPArgs(param_dtype="float8")
+
+
+def test_a_bf16_reference_gives_float32_logprobs_near_the_float32_ones(tiny_model_dir: Path) -> None:
+    full, half = (ReFTModule(model=str(tiny_model_dir), reference_dtype=d) for d in (None, "bfloat16"))
+    for module in (full, half):
+        module.build_models()
+    assert {p.dtype for p in half.reference.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in half.model.parameters()} == {torch.float32}, "the policy keeps its dtype"
+    mask = torch.ones_like(PROMPT)
+    exact, rounded = (m._reference_logprobs(PROMPT, mask, PROMPT[:, 3:]) for m in (full, half))
+    assert rounded.dtype == torch.float32
+    assert 0 < float((exact - rounded).abs().max()) < 0.1
