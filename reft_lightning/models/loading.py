@@ -107,8 +107,3 @@ def _checkpoint_state_dict(path: Path) -> dict[str, torch.Tensor]:
         whole = Path(folder) / "checkpoint.pt"
         dcp_to_torch_save(path, whole)
         return torch.load(whole, map_location="cpu", weights_only=True)["state_dict"]
-
-
-def load_lightning_weights(model: PreTrainedModel, path: str, prefix: str = "model.") -> None:
-    """Overwrite ``model``'s weights with those of a Lightning checkpoint; every key must match."""
-    model.load_state_dict(weights_from_lightning_checkpoint(path, prefix), strict=True)

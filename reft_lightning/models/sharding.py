@@ -15,7 +15,13 @@ from dataclasses import dataclass
 import torch
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 from torch.distributed.device_mesh import DeviceMesh
-from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
+from torch.distributed.fsdp import (
+    CPUOffloadPolicy,
+    FSDPModule,
+    MixedPrecisionPolicy,
+    OffloadPolicy,
+    fully_shard,
+)
 from transformers import PreTrainedModel
 
 from reft_lightning.models.loading import resolve_dtype
@@ -73,13 +79,18 @@ class FSDPArgs:
         )
 
 
-def shard_model(model: PreTrainedModel, mesh: DeviceMesh, args: FSDPArgs = FSDPArgs()) -> None:
+def shard_model(
+    model: PreTrainedModel, mesh: DeviceMesh, args: FSDPArgs = FSDPArgs(), offload: bool = False
+) -> None:
     """``fully_shard`` every transformer block of ``model``, then the root (embeddings, final norm,
-    head), over the 1-D ``mesh``, in place, with ``args``'s mixed precision."""
+    head), over the 1-D ``mesh``, in place, with ``args``'s mixed precision; with ``offload`` the
+    shards live in (pinned, where an accelerator exists) CPU memory and each unit is copied to the
+    accelerator for its forward and backward."""
     policy = args.policy()
+    placement = CPUOffloadPolicy(pin_memory=mesh.device_type != "cpu") if offload else OffloadPolicy()
     for block in transformer_blocks(model):
-        fully_shard(block, mesh=mesh, mp_policy=policy)
-    fully_shard(model, mesh=mesh, mp_policy=policy)
+        fully_shard(block, mesh=mesh, mp_policy=policy, offload_policy=placement)
+    fully_shard(model, mesh=mesh, mp_policy=policy, offload_policy=placement)
 
 
 def full_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:

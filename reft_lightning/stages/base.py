@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal, TypeVar
 
 import lightning as L
 import torch
 from jsonargparse import lazy_instance
-from torch.distributed.device_mesh import DeviceMesh
 from torchmetrics import MeanMetric
 from transformers import PreTrainedModel
 
@@ -17,8 +17,9 @@ from reft_lightning.checkpoints.finite import NonFiniteStateError, first_nonfini
 from reft_lightning.data.formats import CotFormat
 from reft_lightning.evaluation.sampling import SamplingEvalArgs, sample_and_score
 from reft_lightning.generation import GenerationArgs, GenerationEngine, HFGenerationEngine
-from reft_lightning.models.loading import load_causal_lm, load_lightning_weights, load_tokenizer
-from reft_lightning.models.sharding import FSDPArgs, shard_model, whole
+from reft_lightning.models.builder import ModelBuilder
+from reft_lightning.models.loading import load_tokenizer, weights_from_lightning_checkpoint
+from reft_lightning.models.sharding import FSDPArgs, whole
 from reft_lightning.rewards.base import Reward, check_reward_format, score_completions
 from reft_lightning.rewards.correctness import AnswerReward
 from reft_lightning.stages.numeric_guard import NonFiniteGuard
@@ -111,31 +112,32 @@ class LanguageModelStage(L.LightningModule):
         """Load the policy (and ``init_checkpoint``'s weights) and its generation engine, once.
 
         Lightning calls this in every ``fit`` / ``validate`` / ``test`` / ``predict`` after
-        ``setup``, inside the strategy's context (where a sharding strategy can build on the meta
-        device); a checkpoint given by ``ckpt_path`` is loaded into what it builds. Code that uses a
-        module outside a Trainer calls it first. Under ``ModelParallelStrategy`` (which gives the
-        module a device mesh) the models are then sharded with FSDP2 (:meth:`shard_models`).
+        ``setup``, inside the strategy's context; a checkpoint given by ``ckpt_path`` is loaded into
+        what it builds. Code that uses a module outside a Trainer calls it first. Under
+        ``ModelParallelStrategy`` (which gives the module a device mesh) every model is built
+        sharded with FSDP2 (:class:`ModelBuilder`), so no process holds a whole copy.
         """
         if self.model is not None:
             return
-        self.build_models()
-        if self.device_mesh is not None:
-            self.shard_models(self.device_mesh["data_parallel"])
+        mesh = self.device_mesh["data_parallel"] if self.device_mesh is not None else None
+        initial = None
+        if self.init_checkpoint is not None:
+            initial = weights_from_lightning_checkpoint(self.init_checkpoint)
+        self.build_models(ModelBuilder(mesh, self.fsdp), initial)
         self.engine = HFGenerationEngine(self.model, self.tokenizer)
         self.check_generation_room()
 
-    def build_models(self) -> None:
-        """Load the policy (and ``init_checkpoint``'s weights); stages with more models add theirs."""
-        self.model = load_causal_lm(self.model_name, self.dtype_name, key=MODEL_KEY.format("model"))
-        if self.init_checkpoint is not None:
-            load_lightning_weights(self.model, self.init_checkpoint)
-        self.model.train()  # from_pretrained returns eval mode, and Lightning keeps modes as it finds them
-        if self.gradient_checkpointing:
-            self.model.gradient_checkpointing_enable()
+    def build_models(self, builder: ModelBuilder, initial: Mapping[str, torch.Tensor] | None = None) -> None:
+        """Build the policy with ``builder``; ``initial``: ``init_checkpoint``'s weights, which
+        replace the loaded ones. Stages with more models add theirs."""
+        self.model = builder.causal_lm(
+            self.model_name, self.dtype_name, key=MODEL_KEY.format("model"), weights=initial,
+            prepare=self._enable_gradient_checkpointing,
+        )  # fmt: skip
 
-    def shard_models(self, mesh: DeviceMesh) -> None:
-        """FSDP2: shard the policy over ``mesh`` block by block (``models/sharding.py``)."""
-        shard_model(self.model, mesh, self.fsdp)
+    def _enable_gradient_checkpointing(self, model: PreTrainedModel) -> None:
+        if self.gradient_checkpointing:
+            model.gradient_checkpointing_enable()
 
     def generation_budgets(self) -> dict[str, tuple[int, tuple[str, ...]]]:
         """``{config key: (max_new_tokens, splits whose prompts it continues)}`` of each generation

@@ -9,23 +9,22 @@ Lightning's ``global_step`` counts optimizer steps (``ppo_epochs`` x minibatches
 
 from __future__ import annotations
 
-import copy
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Literal
 
 import torch
 from jsonargparse import lazy_instance
-from torch.distributed.device_mesh import DeviceMesh
 from torch.distributed.fsdp import fully_shard
 from transformers import PreTrainedModel
 
 from reft_lightning.evaluation.sampling import SamplingEvalArgs
 from reft_lightning.generation import GenerationArgs, SamplingArgs
+from reft_lightning.models.builder import ModelBuilder
 from reft_lightning.models.forward import response_forward
-from reft_lightning.models.loading import load_causal_lm, resolve_dtype
-from reft_lightning.models.sharding import FSDPArgs, shard_model
+from reft_lightning.models.loading import resolve_dtype
+from reft_lightning.models.sharding import FSDPArgs
 from reft_lightning.models.value_head import ValueHead
 from reft_lightning.rewards.base import Reward, RewardOutput, score_completions
 from reft_lightning.rewards.correctness import AnswerReward
@@ -60,6 +59,9 @@ class ReFTModule(LanguageModelStage):
             policy (``model``, with ``init_checkpoint`` weights if given), as in the spec.
         reference_dtype: weight dtype of the frozen reference (``bfloat16`` halves its memory; its
             log-probs are still taken in float32); ``None``: ``dtype``.
+        reference_offload: keep the reference's shards in CPU memory, copying each block to the
+            accelerator only for its forward (FSDP2's ``CPUOffloadPolicy``; needs
+            ``ModelParallelStrategy``): no accelerator memory for it between rollouts.
         value_model: ``None``: a value head on the policy's last hidden state (spec default);
             a model name/path: a separate value model with its own head (the paper's ablation).
             Neither is built when ``ppo.advantage`` names an estimator without a critic.
@@ -91,6 +93,7 @@ class ReFTModule(LanguageModelStage):
         dtype: str = "float32",
         reference: str | None = None,
         reference_dtype: str | None = None,
+        reference_offload: bool = False,
         value_model: str | None = None,
         value_dropout: float = 0.1,
         value_init: Literal["default", "zeros"] = "default",
@@ -131,7 +134,7 @@ class ReFTModule(LanguageModelStage):
         self.reference_name, self.value_model_name = reference, value_model
         if reference_dtype is not None:
             resolve_dtype(reference_dtype)  # an unknown name fails at start-up, naming the choices
-        self.reference_dtype = reference_dtype
+        self.reference_dtype, self.reference_offload = reference_dtype, reference_offload
         self.value_dropout, self.value_init = value_dropout, value_init
         self.reference: PreTrainedModel | None = None
         """Frozen copy of the starting policy (or ``reference``), built by :meth:`configure_model`."""
@@ -147,40 +150,37 @@ class ReFTModule(LanguageModelStage):
         self.iterations = 0
         self._advantage_stats: dict[str, float] = {}
 
-    def build_models(self) -> None:
-        """The policy (base class), then the frozen reference, the value model and the value head.
+    def build_models(self, builder: ModelBuilder, initial: Mapping[str, torch.Tensor] | None = None) -> None:
+        """The policy (base class), then the frozen reference, the value model and the value head,
+        each whole or each sharded over ``builder``'s mesh (the value head as one FSDP2 unit).
 
-        The value head is built only for an estimator that trains a critic, so every parameter
-        gets a gradient (DDP).
+        The reference is loaded again from the policy's source (``reference`` when given), not
+        copied from the policy, so under a mesh it too is built shard by shard. The value head is
+        built only for an estimator that trains a critic, so every parameter gets a gradient (DDP).
         """
-        super().build_models()
-        assert self.model is not None
-        dtype = self.dtype_name
-        initial_policy = (
-            self.model
-            if self.reference_name is None
-            else load_causal_lm(self.reference_name, dtype, key=MODEL_KEY.format("reference"))
-        )
-        self.reference = copy.deepcopy(initial_policy).eval().requires_grad_(False)
-        if self.reference_dtype is not None:
-            self.reference.to(resolve_dtype(self.reference_dtype))
+        super().build_models(builder, initial)
+        if self.reference_offload and builder.mesh is None:
+            raise ValueError(
+                f"{MODEL_KEY.format('reference_offload')}: true needs the reference sharded, under "
+                "trainer.strategy ModelParallelStrategy (configs/launch/fsdp2_8gpu.yaml); drop the key "
+                "or use that strategy"
+            )
+        self.reference = builder.causal_lm(
+            self.reference_name or self.model_name, self.reference_dtype or self.dtype_name,
+            key=MODEL_KEY.format("reference" if self.reference_name else "model"),
+            weights=None if self.reference_name else initial, prepare=_freeze,
+            offload=self.reference_offload,
+        ).eval()  # fmt: skip
         if self.value_model_name is not None:
-            value_key = MODEL_KEY.format("value_model")
-            self.value_model = load_causal_lm(self.value_model_name, dtype, key=value_key).train()
-            _freeze_untied_lm_head(self.value_model)
+            self.value_model = builder.causal_lm(
+                self.value_model_name, self.dtype_name, key=MODEL_KEY.format("value_model"),
+                prepare=_freeze_untied_lm_head,
+            )  # fmt: skip
         if self.estimator.needs_critic:
             hidden_size = (self.value_model or self.model).config.hidden_size
             self.value_head = ValueHead(hidden_size, self.value_dropout, self.value_init)
-
-    def shard_models(self, mesh: DeviceMesh) -> None:
-        """FSDP2: the policy (base class), the frozen reference and the value model block by block,
-        and the value head as one unit, all over ``mesh`` (no process holds a whole copy of any)."""
-        super().shard_models(mesh)
-        for model in (self.reference, self.value_model):
-            if model is not None:
-                shard_model(model, mesh, self.fsdp)
-        if self.value_head is not None:  # float32 weights and compute, whatever fsdp.param_dtype
-            fully_shard(self.value_head, mesh=mesh)
+            if builder.mesh is not None:  # float32 weights and compute, whatever fsdp.param_dtype
+                fully_shard(self.value_head, mesh=builder.mesh)
 
     def generation_budgets(self) -> dict[str, tuple[int, tuple[str, ...]]]:
         """Evaluation's (base class), and rollouts, which continue the training questions."""
@@ -429,6 +429,10 @@ class ReFTModule(LanguageModelStage):
         if "reft_state" in checkpoint:
             self.iterations = checkpoint["reft_state"]["iterations"]
             self.kl_controller.load_state_dict(checkpoint["reft_state"]["kl_controller"])
+
+
+def _freeze(model: torch.nn.Module) -> None:
+    model.requires_grad_(False)
 
 
 def _freeze_untied_lm_head(value_model: torch.nn.Module) -> None:

@@ -13,6 +13,7 @@ import torch
 import torch.distributed as dist
 from torch.distributed.device_mesh import init_device_mesh
 
+from reft_lightning.models.builder import ModelBuilder
 from reft_lightning.models.loading import load_causal_lm
 from reft_lightning.models.sharding import FSDPArgs, shard_model
 from reft_lightning.stages.reft import ReFTModule
@@ -48,8 +49,7 @@ def test_the_gathered_weights_compute_in_param_dtype(
 
 def test_reft_values_stay_float32_under_bf16_compute(tiny_model_dir: Path, process_group: None) -> None:
     module = ReFTModule(model=str(tiny_model_dir), fsdp=FSDPArgs(param_dtype="bfloat16"))
-    module.build_models()
-    module.shard_models(init_device_mesh("cpu", (1,)))
+    module.build_models(ModelBuilder(init_device_mesh("cpu", (1,)), module.fsdp))
     logp, values, logits = module.policy_outputs(PROMPT, torch.ones_like(PROMPT), PROMPT[:, 3:])
     assert logits.dtype == torch.bfloat16
     assert logp.dtype == torch.float32 and values.dtype == torch.float32 and values.shape == (1, 3)
@@ -65,7 +65,7 @@ def test_an_unknown_dtype_is_refused_naming_the_choices() -> None:
 def test_a_bf16_reference_gives_float32_logprobs_near_the_float32_ones(tiny_model_dir: Path) -> None:
     full, half = (ReFTModule(model=str(tiny_model_dir), reference_dtype=d) for d in (None, "bfloat16"))
     for module in (full, half):
-        module.build_models()
+        module.build_models(ModelBuilder())
     assert {p.dtype for p in half.reference.parameters()} == {torch.bfloat16}
     assert {p.dtype for p in half.model.parameters()} == {torch.float32}, "the policy keeps its dtype"
     mask = torch.ones_like(PROMPT)

@@ -1,0 +1,78 @@
+"""How a stage builds each of its causal LMs: whole, or sharded from the start under a device mesh."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import torch
+from torch.distributed.device_mesh import DeviceMesh
+from transformers import PreTrainedModel
+
+from reft_lightning.models.loading import load_causal_lm
+from reft_lightning.models.sharded_loading import (
+    CheckpointTensors,
+    empty_causal_lm,
+    fill_sharded,
+    local_model_directory,
+    mesh_device,
+)
+from reft_lightning.models.sharding import FSDPArgs, shard_model
+
+
+def _unchanged(model: PreTrainedModel) -> None:
+    return None
+
+
+class ModelBuilder:
+    """Builds a stage's models. Without a mesh (one process, DDP) each is loaded whole by
+    ``from_pretrained``; with a 1-D data-parallel ``mesh`` (``ModelParallelStrategy``) each is built
+    on the meta device, sharded with FSDP2 block by block with ``fsdp``'s mixed precision, and
+    filled shard by shard (``models/sharded_loading.py``), so no process holds a whole copy.
+
+    Args:
+        mesh: the data-parallel mesh to shard over, or ``None``.
+        fsdp: FSDP2 mixed precision of every model sharded.
+    """
+
+    def __init__(self, mesh: DeviceMesh | None = None, fsdp: FSDPArgs = FSDPArgs()) -> None:
+        self.mesh = mesh
+        self.fsdp = fsdp
+
+    def causal_lm(
+        self,
+        name_or_path: str,
+        dtype: str,
+        *,
+        key: str,
+        weights: Mapping[str, torch.Tensor] | None = None,
+        prepare: Callable[[PreTrainedModel], None] = _unchanged,
+        offload: bool = False,
+    ) -> PreTrainedModel:
+        """The model ``name_or_path`` in ``dtype``, in training mode.
+
+        Args:
+            name_or_path: hub id or local directory (architecture, and weights unless ``weights``).
+            dtype: weight dtype (``float32``, ``bfloat16``, ``float16``).
+            key: the config field the name came from, for errors.
+            weights: tensors that replace the directory's weights (an ``init_checkpoint``'s, named as
+                the model's ``state_dict``); every parameter must be there.
+            prepare: applied before sharding (freezing parameters, gradient checkpointing).
+            offload: keep the shards in CPU memory (FSDP2 ``CPUOffloadPolicy``); only with a mesh.
+        """
+        if self.mesh is None:
+            model = load_causal_lm(name_or_path, dtype, key=key).train()
+            if weights is not None:
+                model.load_state_dict(weights, strict=True)
+            prepare(model)
+            return model
+        directory = local_model_directory(name_or_path, key)
+        model = empty_causal_lm(directory, dtype)
+        prepare(model)
+        shard_model(model, self.mesh, self.fsdp, offload=offload)
+        device = torch.device("cpu") if offload else mesh_device(self.mesh)
+        if weights is not None:
+            fill_sharded(model, weights, device, source=f"the init_checkpoint weights for {key}")
+            return model
+        with CheckpointTensors(directory) as tensors:
+            fill_sharded(model, tensors, device, source=str(directory))
+        return model
