@@ -108,7 +108,8 @@ def weights_under(checkpoint: dict[str, Any], prefix: str, path: str | Path) -> 
 
 def read_lightning_checkpoint(path: str | Path) -> dict[str, Any]:
     """The whole Lightning checkpoint (``state_dict``, ``hyper_parameters``, ...) in a file, or in a
-    sharded checkpoint directory (FSDP2's, gathered into one temporary file in this process).
+    sharded checkpoint directory (FSDP2's, gathered into one temporary file in this process, with the
+    non-tensor state Lightning writes beside the shards in ``meta.pt``).
 
     Raises ``ValueError`` naming ``path`` when it is not a Lightning checkpoint: a file torch cannot
     read, a directory that is not a ``torch.distributed.checkpoint`` one, or no ``state_dict``.
@@ -125,6 +126,11 @@ def read_lightning_checkpoint(path: str | Path) -> dict[str, Any]:
                 whole = Path(folder) / "checkpoint.pt"
                 dcp_to_torch_save(path, whole)
                 checkpoint = torch.load(whole, map_location="cpu", weights_only=True)
+            meta = (
+                path / "meta.pt"
+            )  # Lightning keeps the rest (hyper_parameters, loops, ...) beside the shards
+            if meta.is_file():
+                checkpoint = {**torch.load(meta, map_location="cpu", weights_only=True), **checkpoint}
         else:
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError) as error:

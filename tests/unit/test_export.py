@@ -136,13 +136,12 @@ def test_flags_override_the_hyperparameters_and_a_missing_model_name_is_asked_fo
 def test_a_sharded_checkpoint_directory_exports_with_its_hyperparameters(
     fit_checkpoint: Path, tmp_path: Path
 ) -> None:
-    """FSDP2 writes ``last.ckpt/`` with torch.distributed.checkpoint (here by one process)."""
+    """FSDP2 writes ``last.ckpt/`` with torch.distributed.checkpoint (here by one process), and the
+    rest of the checkpoint (hyperparameters) in ``meta.pt`` beside the shards."""
     checkpoint = _checkpoint(fit_checkpoint)
     sharded = tmp_path / "last.ckpt"
-    dcp.save(
-        {"state_dict": checkpoint["state_dict"], "hyper_parameters": checkpoint["hyper_parameters"]},
-        checkpoint_id=str(sharded),
-    )
+    dcp.save({"state_dict": checkpoint["state_dict"]}, checkpoint_id=str(sharded))
+    torch.save({"hyper_parameters": checkpoint["hyper_parameters"]}, sharded / "meta.pt")  # as Lightning does
     assert sharded.is_dir()
     main(["export", str(sharded), str(tmp_path / "hf")])
     _assert_exported(tmp_path / "hf", _policy(checkpoint), torch.float32)
