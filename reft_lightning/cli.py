@@ -12,6 +12,8 @@ SIGINT, and every checkpoint is written atomically (``AtomicCheckpointIO``, unle
 intact ``last.ckpt``, or with a warning from the newest intact checkpoint. Progress is
 shown with Rich unless ``trainer.enable_progress_bar`` is false; ``RunReport`` adds plain lines that
 a piped log keeps (one per validation, the test result, a summary with checkpoints and exports).
+``reft export CKPT OUT`` is not a LightningCLI subcommand: it writes a checkpoint's model as a
+Hugging Face directory (``checkpoints/export.py``).
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ from jsonargparse import Namespace
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 
 from reft_lightning.checkpoints import resume_path
+from reft_lightning.checkpoints.export import main as export_main
 
 DESCRIPTION = (
     "reft: ReFT (Luong et al., 2024) and SFT of language models for math reasoning, on Lightning. "
     "`reft fit --config configs/reft_gsm8k.yaml` trains; validate / test / predict evaluate; "
-    "`--print_config` shows every value; `--ckpt_path last` resumes. Docs: docs/quickstart.md."
+    "`--print_config` shows every value; `--ckpt_path last` resumes; `reft export CKPT OUT` writes a "
+    "checkpoint's model as a Hugging Face directory (`reft export --help`). Docs: docs/quickstart.md."
 )
 """What ``reft --help`` says the command is."""
 PRINT_CONFIG = "--print_config"
@@ -190,8 +194,17 @@ class ReftCLI(LightningCLI):
             config.ckpt_path = _resolve_last(trainer, callbacks)
 
 
+EXPORT = "export"
+"""The subcommand handled by ``checkpoints/export.py`` instead of LightningCLI."""
+
+
 def main(args: list[str] | None = None) -> None:
-    """Entry point of the ``reft`` console script."""
+    """Entry point of the ``reft`` console script: ``reft export ...`` goes to
+    :func:`reft_lightning.checkpoints.export.main`, everything else to LightningCLI."""
+    argv = sys.argv[1:] if args is None else args
+    if argv and argv[0] == EXPORT:
+        export_main(list(argv[1:]))
+        return
     ReftCLI(
         model_class=L.LightningModule,
         datamodule_class=L.LightningDataModule,

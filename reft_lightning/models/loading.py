@@ -8,8 +8,10 @@ instead of transformers' message about hub repository ids.
 
 from __future__ import annotations
 
+import pickle
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
@@ -91,19 +93,49 @@ def weights_from_lightning_checkpoint(path: str, prefix: str = "model.") -> dict
 
     Raises ``ValueError`` naming the file when the checkpoint holds no such weights.
     """
-    state = _checkpoint_state_dict(Path(path))
+    return weights_under(read_lightning_checkpoint(path), prefix, path)
+
+
+def weights_under(checkpoint: dict[str, Any], prefix: str, path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of ``checkpoint["state_dict"]`` (read from ``path``) under ``prefix``, the prefix
+    removed; ``ValueError`` naming ``path`` when there are none."""
+    state = checkpoint["state_dict"]
     weights = {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
     if not weights:
         raise ValueError(f"{path}: no weights under {prefix!r}; is it a reft_lightning stage checkpoint?")
     return weights
 
 
-def _checkpoint_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """``state_dict`` of a Lightning checkpoint file, or of a sharded checkpoint directory (FSDP2's,
-    gathered into one temporary file in this process)."""
-    if not path.is_dir():
-        return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
-    with tempfile.TemporaryDirectory() as folder:
-        whole = Path(folder) / "checkpoint.pt"
-        dcp_to_torch_save(path, whole)
-        return torch.load(whole, map_location="cpu", weights_only=True)["state_dict"]
+def read_lightning_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The whole Lightning checkpoint (``state_dict``, ``hyper_parameters``, ...) in a file, or in a
+    sharded checkpoint directory (FSDP2's, gathered into one temporary file in this process, with the
+    non-tensor state Lightning writes beside the shards in ``meta.pt``).
+
+    Raises ``ValueError`` naming ``path`` when it is not a Lightning checkpoint: a file torch cannot
+    read, a directory that is not a ``torch.distributed.checkpoint`` one, or no ``state_dict``.
+    """
+    path = Path(path)
+    if path.is_dir() and not (path / ".metadata").is_file():
+        raise ValueError(
+            f"{path}: a directory without .metadata is not a sharded (torch.distributed.checkpoint) "
+            "Lightning checkpoint"
+        )
+    try:
+        if path.is_dir():
+            with tempfile.TemporaryDirectory() as folder:
+                whole = Path(folder) / "checkpoint.pt"
+                dcp_to_torch_save(path, whole)
+                checkpoint = torch.load(whole, map_location="cpu", weights_only=True)
+            meta = path / "meta.pt"  # Lightning keeps the rest (hyper_parameters, loops) beside the shards
+            if meta.is_file():
+                checkpoint = {**torch.load(meta, map_location="cpu", weights_only=True), **checkpoint}
+        else:
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
+        reason = type(error).__name__  # torch's message suggests weights_only=False: not wanted here
+        raise ValueError(
+            f"{path}: torch.load cannot read it ({reason}); not a Lightning checkpoint"
+        ) from error
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
+        raise ValueError(f"{path}: holds no state_dict, so it is not a Lightning checkpoint")
+    return checkpoint

@@ -12,6 +12,7 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from reft_lightning.checkpoints import is_intact
 from reft_lightning.models.loading import load_causal_lm, load_tokenizer
@@ -140,3 +141,21 @@ def test_reft_resumes_exactly_from_a_sharded_checkpoint(tiny_model_dir: Path, tm
     expected, actual = _final(tmp_path / "straight"), _final(killed)
     for name in expected:
         torch.testing.assert_close(actual[name], expected[name], rtol=0, atol=0, msg=name)
+
+
+def test_reft_export_of_a_sharded_last_checkpoint_matches_the_runs_final_export(
+    sharded_run: Path, tmp_path: Path
+) -> None:
+    """``reft export`` gathers FSDP2's sharded ``last.ckpt/`` (saved at the end of the run, after the
+    last step) into the same weights that ``HFExport`` wrote to ``hf/final``."""
+    last = sharded_run / "checkpoints" / "last.ckpt"
+    assert last.is_dir()
+    result = run_reft("export", str(last), str(tmp_path / "hf"), threads=1)
+    assert result.returncode == 0, result.stderr[-3000:]
+    exported = AutoModelForCausalLM.from_pretrained(tmp_path / "hf").state_dict()
+    for name, weight in _final(sharded_run).items():
+        torch.testing.assert_close(exported[name], weight, rtol=0, atol=0, msg=name)
+    assert (
+        AutoTokenizer.from_pretrained(tmp_path / "hf").get_vocab()
+        == load_tokenizer(str(sharded_run / "hf" / "final")).get_vocab()
+    )

@@ -15,14 +15,14 @@ ALLOWED: dict[str, set[str]] = {
     "models": set(),
     "rl": set(),
     "sandbox": set(),
-    "checkpoints": set(),
+    "checkpoints": {"models"},
     "generation": {"models"},
     "rewards": {"data", "sandbox"},
     "evaluation": {"data", "models", "rewards", "rl", "generation"},
     "stages": {"data", "models", "rewards", "rl", "generation", "evaluation", "checkpoints"},
 }
 """Package -> the packages of ``reft_lightning`` it may import besides itself (data loads tokenizers
-through models; models never read data); top-level modules
+through models; models never read data; checkpoints builds models to export them); top-level modules
 (``cli``, ``callbacks``, ``tiny``, ``__init__``) may import anything."""
 
 
