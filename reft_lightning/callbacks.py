@@ -9,6 +9,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from reft_lightning.checkpoints.finite import require_finite
 from reft_lightning.models.loading import weights_from_lightning_checkpoint
+from reft_lightning.models.lora import export_view, has_adapters
 from reft_lightning.models.sharding import full_state_dict
 
 
@@ -50,7 +51,10 @@ class HFExport(Callback):
             return
         out = self._root(trainer) / name
         require_finite(state, f"the export {out}")
-        pl_module.model.save_pretrained(out, state_dict=state)
+        model = pl_module.model
+        if has_adapters(model):  # LoRA: the merged model, or only the adapter (lora.export)
+            model, state = export_view(model, state, pl_module.lora.export)
+        model.save_pretrained(out, state_dict=state)
         pl_module.tokenizer.save_pretrained(out)
         self.exported.append(out)
 

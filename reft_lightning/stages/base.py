@@ -19,6 +19,7 @@ from reft_lightning.evaluation.sampling import SamplingEvalArgs, sample_and_scor
 from reft_lightning.generation import GenerationArgs, GenerationEngine, HFGenerationEngine
 from reft_lightning.models.builder import ModelBuilder
 from reft_lightning.models.loading import load_tokenizer, weights_from_lightning_checkpoint
+from reft_lightning.models.lora import LoRAArgs, add_adapters
 from reft_lightning.models.sharding import FSDPArgs, whole
 from reft_lightning.rewards.base import Reward, check_reward_format, score_completions
 from reft_lightning.rewards.correctness import AnswerReward
@@ -66,6 +67,7 @@ class LanguageModelStage(L.LightningModule):
         max_nonfinite_steps: optimizer steps with a nan or inf gradient are skipped (counted in
             ``train/skipped_updates``); this many in a row stop the run with a message.
         fsdp: FSDP2 mixed precision (compute and reduce dtypes) under ``ModelParallelStrategy``.
+        lora: LoRA adapters on the policy (``models/lora.py``); ``r: 0`` (default): none.
     """
 
     def __init__(
@@ -80,6 +82,7 @@ class LanguageModelStage(L.LightningModule):
         sampling_eval: SamplingEvalArgs = SamplingEvalArgs(),
         max_nonfinite_steps: int = 10,
         fsdp: FSDPArgs = FSDPArgs(),
+        lora: LoRAArgs = LoRAArgs(),
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["reward"])  # a reward may hold worker processes
@@ -99,6 +102,7 @@ class LanguageModelStage(L.LightningModule):
         self.eval_generation = eval_generation
         self.sampling_eval = sampling_eval
         self.fsdp = as_args(FSDPArgs, fsdp)
+        self.lora = as_args(LoRAArgs, lora)
         if max_nonfinite_steps < 0:
             raise ValueError(f"max_nonfinite_steps must be >= 0, got {max_nonfinite_steps}")
         self.nonfinite_guard = NonFiniteGuard(max_nonfinite_steps)
@@ -134,6 +138,16 @@ class LanguageModelStage(L.LightningModule):
             self.model_name, self.dtype_name, key=MODEL_KEY.format("model"), weights=initial,
             prepare=self._enable_gradient_checkpointing,
         )  # fmt: skip
+        if not self.lora.enabled:
+            return
+        if builder.mesh is not None:
+            raise ValueError(
+                f"{MODEL_KEY.format('lora')}: adapters are not yet supported under ModelParallelStrategy; "
+                "use strategy: ddp (a LoRA 7B policy fits one 80 GB GPU, docs/scaling.md) or set lora.r: 0"
+            )
+        if self.gradient_checkpointing:  # frozen embeddings: the checkpointed blocks still need grads in
+            self.model.enable_input_require_grads()
+        self.model = add_adapters(self.model, self.lora)
 
     def _enable_gradient_checkpointing(self, model: PreTrainedModel) -> None:
         if self.gradient_checkpointing:

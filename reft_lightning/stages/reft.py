@@ -24,6 +24,7 @@ from reft_lightning.generation import GenerationArgs, SamplingArgs
 from reft_lightning.models.builder import ModelBuilder
 from reft_lightning.models.forward import response_forward
 from reft_lightning.models.loading import resolve_dtype
+from reft_lightning.models.lora import LoRAArgs
 from reft_lightning.models.sharding import FSDPArgs
 from reft_lightning.models.value_head import ValueHead
 from reft_lightning.rewards.base import Reward, RewardOutput, score_completions
@@ -81,6 +82,8 @@ class ReFTModule(LanguageModelStage):
             that stop the run.
         fsdp: FSDP2 mixed precision under ``ModelParallelStrategy`` (the frozen reference and a
             value model compute in the same dtypes).
+        lora: LoRA adapters on the policy (``r: 0``, the default, trains every weight).
+            ReFT's reference is then the policy with its adapters disabled (no copy).
     """
 
     train_batches = "prompts"
@@ -108,10 +111,11 @@ class ReFTModule(LanguageModelStage):
         sampling_eval: SamplingEvalArgs = SamplingEvalArgs(),
         max_nonfinite_steps: int = 10,
         fsdp: FSDPArgs = FSDPArgs(),
+        lora: LoRAArgs = LoRAArgs(),
     ) -> None:
         super().__init__(
             model, tokenizer, dtype, reward, eval_generation, gradient_checkpointing, init_checkpoint,
-            sampling_eval, max_nonfinite_steps, fsdp,
+            sampling_eval, max_nonfinite_steps, fsdp, lora,
         )  # fmt: skip
         self.automatic_optimization = False
         self.strict_loading = False  # the reference is not in checkpoints; on_load_checkpoint checks the rest
@@ -165,12 +169,15 @@ class ReFTModule(LanguageModelStage):
                 "trainer.strategy ModelParallelStrategy (configs/launch/fsdp2_8gpu.yaml); drop the key "
                 "or use that strategy"
             )
-        self.reference = builder.causal_lm(
-            self.reference_name or self.model_name, self.reference_dtype or self.dtype_name,
-            key=MODEL_KEY.format("reference" if self.reference_name else "model"),
-            weights=None if self.reference_name else initial, prepare=_freeze,
-            offload=self.reference_offload,
-        ).eval()  # fmt: skip
+        if self.lora.enabled and self.reference_name is None:
+            self.reference = None  # the policy with its adapters disabled (_reference_logprobs)
+        else:
+            self.reference = builder.causal_lm(
+                self.reference_name or self.model_name, self.reference_dtype or self.dtype_name,
+                key=MODEL_KEY.format("reference" if self.reference_name else "model"),
+                weights=None if self.reference_name else initial, prepare=_freeze,
+                offload=self.reference_offload,
+            ).eval()  # fmt: skip
         if self.value_model_name is not None:
             self.value_model = builder.causal_lm(
                 self.value_model_name, self.dtype_name, key=MODEL_KEY.format("value_model"),
@@ -274,8 +281,12 @@ class ReFTModule(LanguageModelStage):
     def _reference_logprobs(
         self, sequences: torch.Tensor, attention: torch.Tensor, response_ids: torch.Tensor
     ) -> torch.Tensor:
-        self.reference.eval()
-        logits, _ = response_forward(self.reference, sequences, attention, response_ids.shape[1])
+        if self.reference is None:  # LoRA: the starting policy is the base without its adapters
+            with self.model.disable_adapter(), self._eval_mode():
+                logits, _ = response_forward(self.model, sequences, attention, response_ids.shape[1])
+        else:
+            self.reference.eval()
+            logits, _ = response_forward(self.reference, sequences, attention, response_ids.shape[1])
         return token_logprobs(logits / self.rollout_args.temperature, response_ids)
 
     def _advantages(

@@ -14,6 +14,7 @@ from jsonargparse import lazy_instance
 from reft_lightning.data.collate import IGNORE_INDEX
 from reft_lightning.evaluation.sampling import SamplingEvalArgs
 from reft_lightning.generation import GenerationArgs
+from reft_lightning.models.lora import LoRAArgs
 from reft_lightning.models.sharding import FSDPArgs
 from reft_lightning.rewards.base import Reward
 from reft_lightning.rewards.correctness import AnswerReward
@@ -38,6 +39,7 @@ class SFTModule(LanguageModelStage):
             that stop the run.
         fsdp: FSDP2 mixed precision under ``ModelParallelStrategy`` (the frozen reference and a
             value model compute in the same dtypes).
+        lora: LoRA adapters on the policy (``r: 0``, the default, trains every weight).
     """
 
     def __init__(
@@ -53,10 +55,11 @@ class SFTModule(LanguageModelStage):
         sampling_eval: SamplingEvalArgs = SamplingEvalArgs(),
         max_nonfinite_steps: int = 10,
         fsdp: FSDPArgs = FSDPArgs(),
+        lora: LoRAArgs = LoRAArgs(),
     ) -> None:
         super().__init__(
             model, tokenizer, dtype, reward, eval_generation, gradient_checkpointing, init_checkpoint,
-            sampling_eval, max_nonfinite_steps, fsdp,
+            sampling_eval, max_nonfinite_steps, fsdp, lora,
         )  # fmt: skip
         self.optimizer_args = as_args(OptimizerArgs, optimizer)
 
@@ -78,6 +81,8 @@ class SFTModule(LanguageModelStage):
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer, scheduler = build_optimizer(
-            self.model.parameters(), self.optimizer_args, int(self.trainer.estimated_stepping_batches)
+            [p for p in self.model.parameters() if p.requires_grad],
+            self.optimizer_args,
+            int(self.trainer.estimated_stepping_batches),
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
