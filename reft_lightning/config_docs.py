@@ -17,7 +17,7 @@ import textwrap
 from pathlib import Path
 
 from reft_lightning.evaluation.sampling import SamplingEvalArgs
-from reft_lightning.generation import GenerationArgs, SamplingArgs
+from reft_lightning.generation import EngineArgs, GenerationArgs, SamplingArgs
 from reft_lightning.models.lora import LoRAArgs
 from reft_lightning.models.sharding import FSDPArgs
 from reft_lightning.stages.optim import OptimizerArgs
@@ -31,6 +31,7 @@ SECTIONS: list[tuple[str, type]] = [
     ("`model.init_args.sampling_eval`", SamplingEvalArgs),
     ("`model.init_args.fsdp`", FSDPArgs),
     ("`model.init_args.lora`", LoRAArgs),
+    ("`model.init_args.engine`", EngineArgs),
 ]
 """Config key and dataclass of each table, in page order."""
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "config_keys.md"

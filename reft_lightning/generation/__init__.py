@@ -1,14 +1,25 @@
-"""Decoding behind an engine seam: settings, the engine protocol, and the Hugging Face engine."""
+"""Decoding behind an engine seam: settings, the engine protocol, the Hugging Face and vLLM engines."""
 
-from reft_lightning.generation.args import GenerationArgs, SamplingArgs
-from reft_lightning.generation.engine import Completions, GenerationEngine, response_mask
+from reft_lightning.generation.args import EngineArgs, GenerationArgs, SamplingArgs
+from reft_lightning.generation.build import build_engine
+from reft_lightning.generation.engine import (
+    Completions,
+    GenerationEngine,
+    completions_from_ids,
+    response_mask,
+)
 from reft_lightning.generation.hf import HFGenerationEngine
+from reft_lightning.generation.vllm import VLLMGenerationEngine
 
 __all__ = [
     "Completions",
+    "EngineArgs",
     "GenerationArgs",
     "GenerationEngine",
     "HFGenerationEngine",
     "SamplingArgs",
+    "VLLMGenerationEngine",
+    "build_engine",
+    "completions_from_ids",
     "response_mask",
 ]

@@ -1,8 +1,10 @@
-"""How completions are decoded: greedy for evaluation, sampled for rollouts (the spec's settings)."""
+"""How completions are decoded (greedy for evaluation, sampled for rollouts: the spec's settings),
+and by which engine."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -27,3 +29,33 @@ class SamplingArgs(GenerationArgs):
 
     do_sample: bool = True
     """Rollouts sample; set ``false`` only to debug."""
+
+
+@dataclass(frozen=True)
+class EngineArgs:
+    """Which engine decodes for evaluation and rollouts (``model.init_args.engine``)."""
+
+    name: Literal["hf", "vllm"] = "hf"
+    """``hf``: the policy's own ``generate``. ``vllm``: a colocated vLLM copy of the policy on the same
+    GPU, refreshed with the policy's weights after each PPO iteration (``pip install
+    'reft_lightning[vllm]'``; untested on real vLLM, docs/architecture.md)."""
+    gpu_memory_utilization: float = 0.3
+    """``vllm``: fraction of the GPU's memory vLLM takes for its weights and KV cache, in (0, 1]; the
+    rest stays for training (policy, reference, optimizer states, activations)."""
+    max_model_len: int | None = None
+    """``vllm``: most tokens (prompt + completion) per sequence vLLM plans its KV cache for;
+    ``None``: the model's own limit."""
+
+    def __post_init__(self) -> None:
+        if self.name not in ("hf", "vllm"):
+            raise ValueError(f"model.init_args.engine.name must be 'hf' or 'vllm', got {self.name!r}")
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise ValueError(
+                "model.init_args.engine.gpu_memory_utilization must be a fraction in (0, 1], "
+                f"got {self.gpu_memory_utilization!r}"
+            )
+        if self.max_model_len is not None and self.max_model_len < 1:
+            raise ValueError(
+                "model.init_args.engine.max_model_len must be a positive token count or null, "
+                f"got {self.max_model_len!r}"
+            )

@@ -1,8 +1,9 @@
 """The generation engine seam: prompts in, completions out, and new policy weights when they change.
 
 Shapes: ``B`` prompts, ``P`` prompt tokens (left-padded), ``R`` generated tokens. The Hugging Face
-engine (``generation/hf.py``) implements it today; an engine such as vLLM, which keeps its own copy
-of the weights, implements the same two methods.
+engine (``generation/hf.py``) decodes with the policy itself; the vLLM engine (``generation/vllm.py``)
+keeps its own copy of the weights, which ``update_weights`` refreshes. ``generation/build.py`` picks
+one from ``model.init_args.engine``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import torch
+from transformers import PreTrainedTokenizerBase
 
 from reft_lightning.generation.args import GenerationArgs
 
@@ -32,6 +34,24 @@ def response_mask(response_ids: torch.Tensor, eos_id: int) -> torch.Tensor:
     is_eos = response_ids.eq(eos_id).long()
     eos_before = is_eos.cumsum(dim=1) - is_eos  # EOS tokens strictly before each position
     return eos_before.eq(0).long()
+
+
+def completions_from_ids(
+    response_ids: torch.Tensor, tokenizer: PreTrainedTokenizerBase, lengths: torch.Tensor | None = None
+) -> Completions:
+    """:class:`Completions` of generated ids ``[B, R]``: masked after each row's first EOS, the pad id
+    there, and decoded without special tokens.
+
+    ``lengths`` ``[B]`` (an engine that returns rows of different lengths, padded to ``R``): positions
+    at or past a row's length are masked and padded too, also in a row that stopped without EOS.
+    """
+    mask = response_mask(response_ids, tokenizer.eos_token_id)
+    if lengths is not None:
+        positions = torch.arange(response_ids.shape[1], device=response_ids.device)
+        mask = mask * positions.lt(lengths.to(response_ids.device).unsqueeze(1)).long()
+    response_ids = response_ids.masked_fill(mask.eq(0), tokenizer.pad_token_id)
+    texts = tokenizer.batch_decode(response_ids, skip_special_tokens=True)
+    return Completions(response_ids=response_ids, response_mask=mask, texts=texts)
 
 
 @runtime_checkable

@@ -6,7 +6,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from reft_lightning.generation.args import GenerationArgs
-from reft_lightning.generation.engine import Completions, response_mask
+from reft_lightning.generation.engine import Completions, completions_from_ids
 from reft_lightning.models.sharding import gathered
 
 
@@ -43,11 +43,7 @@ class HFGenerationEngine:
                 pad_token_id=tokenizer.pad_token_id,
                 **sampling,
             )
-        response_ids = sequences[:, prompt_ids.shape[1] :]
-        mask = response_mask(response_ids, tokenizer.eos_token_id)
-        response_ids = response_ids.masked_fill(mask.eq(0), tokenizer.pad_token_id)
-        texts = tokenizer.batch_decode(response_ids, skip_special_tokens=True)
-        return Completions(response_ids=response_ids, response_mask=mask, texts=texts)
+        return completions_from_ids(sequences[:, prompt_ids.shape[1] :], tokenizer)
 
     def update_weights(self, policy: torch.nn.Module) -> None:
         """Nothing to copy when ``policy`` is the engine's model; another module is an error."""

@@ -8,6 +8,7 @@ reference is then the same module with its adapters disabled: no second copy of 
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -71,3 +72,28 @@ def export_view(
         return exported, None
     merged = exported.merge_and_unload()
     return merged, merged.state_dict()
+
+
+PEFT_PREFIX = "base_model.model."
+"""What ``PeftModel`` puts before the base model's parameter names."""
+
+
+def merged_weights(model: PeftModel) -> Iterator[tuple[str, torch.Tensor]]:
+    """``(name, weight)`` of the plain model that ``model`` computes: each adapted layer's weight with
+    its active adapters' update ``(alpha / r) B A`` added, under the base model's own names (no
+    ``base_model.model.`` or ``.base_layer``); the adapters' own tensors are left out. One weight at
+    a time, and ``model`` is left unchanged (unlike peft's ``merge_adapter``)."""
+    updates = {
+        f"{name}.base_layer.weight": module
+        for name, module in model.named_modules()
+        if hasattr(module, "get_delta_weight") and hasattr(module, "base_layer")
+    }
+    for name, parameter in model.named_parameters():
+        if ".lora_" in name:
+            continue
+        weight = parameter.detach()
+        layer = updates.get(name)
+        if layer is not None and not layer.merged:
+            for adapter in (a for a in layer.active_adapters if a in layer.lora_A):
+                weight = weight + layer.get_delta_weight(adapter).to(weight.dtype)
+        yield name.removeprefix(PEFT_PREFIX).replace(".base_layer.", "."), weight

@@ -16,7 +16,7 @@ from transformers import PreTrainedModel
 from reft_lightning.checkpoints.finite import NonFiniteStateError, first_nonfinite, nonfinite_message
 from reft_lightning.data.formats import CotFormat
 from reft_lightning.evaluation.sampling import SamplingEvalArgs, sample_and_score
-from reft_lightning.generation import GenerationArgs, GenerationEngine, HFGenerationEngine
+from reft_lightning.generation import EngineArgs, GenerationArgs, GenerationEngine, build_engine
 from reft_lightning.models.builder import ModelBuilder
 from reft_lightning.models.loading import load_tokenizer, weights_from_lightning_checkpoint
 from reft_lightning.models.lora import LoRAArgs, add_adapters
@@ -68,6 +68,8 @@ class LanguageModelStage(L.LightningModule):
             ``train/skipped_updates``); this many in a row stop the run with a message.
         fsdp: FSDP2 mixed precision (compute and reduce dtypes) under ``ModelParallelStrategy``.
         lora: LoRA adapters on the policy (``models/lora.py``); ``r: 0`` (default): none.
+        engine: the generation engine: ``hf`` (the policy's own ``generate``) or ``vllm`` (a colocated
+            copy of the policy, given its weights whenever they changed; see :meth:`sync_engine`).
     """
 
     def __init__(
@@ -83,6 +85,7 @@ class LanguageModelStage(L.LightningModule):
         max_nonfinite_steps: int = 10,
         fsdp: FSDPArgs = FSDPArgs(),
         lora: LoRAArgs = LoRAArgs(),
+        engine: EngineArgs = EngineArgs(),
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["reward"])  # a reward may hold worker processes
@@ -92,12 +95,16 @@ class LanguageModelStage(L.LightningModule):
         sampling_eval = as_args(SamplingEvalArgs, sampling_eval)
         tokenizer_key = MODEL_KEY.format("tokenizer" if tokenizer else "model")
         self.tokenizer = load_tokenizer(tokenizer or model, tokenizer_key)
-        self.model_name, self.dtype_name = model, dtype
+        self.model_name, self.dtype_name, self.tokenizer_name = model, dtype, tokenizer
         self.init_checkpoint, self.gradient_checkpointing = init_checkpoint, gradient_checkpointing
         self.model: PreTrainedModel | None = None
         """The policy; built by :meth:`configure_model` (Lightning calls it before training or evaluating)."""
         self.engine: GenerationEngine | None = None
-        """Decodes for evaluation and rollouts (a seam for other engines); built with the model."""
+        """Decodes for evaluation and rollouts (``engine_args`` chooses which); built with the model."""
+        self.engine_args = as_args(EngineArgs, engine)
+        self.engine_stale = True
+        """Whether the policy's weights may have changed since the engine last had them: set when
+        the policy is built, loaded from a checkpoint or stepped by SFT; :meth:`sync_engine` clears it."""
         self.reward = reward
         self.eval_generation = eval_generation
         self.sampling_eval = sampling_eval
@@ -128,8 +135,24 @@ class LanguageModelStage(L.LightningModule):
         if self.init_checkpoint is not None:
             initial = weights_from_lightning_checkpoint(self.init_checkpoint)
         self.build_models(ModelBuilder(mesh, self.fsdp), initial)
-        self.engine = HFGenerationEngine(self.model, self.tokenizer)
+        self.engine = build_engine(
+            self.engine_args,
+            self.model,
+            self.tokenizer,
+            self.model_name,
+            self.dtype_name,
+            self.tokenizer_name,
+        )
+        self.engine_stale = True  # vLLM loaded model_name's weights, not init_checkpoint's
         self.check_generation_room()
+
+    def sync_engine(self) -> None:
+        """Hand the engine the policy's weights if they may have changed since it last had them
+        (the HF engine generates with the policy itself: nothing is copied). Every process calls
+        this at the same point: gathering a sharded policy's weights is a collective."""
+        if self.engine_stale:
+            self.engine.update_weights(self.model)
+            self.engine_stale = False
 
     def build_models(self, builder: ModelBuilder, initial: Mapping[str, torch.Tensor] | None = None) -> None:
         """Build the policy with ``builder``; ``initial``: ``init_checkpoint``'s weights, which
@@ -276,6 +299,21 @@ class LanguageModelStage(L.LightningModule):
         for name, value in reward_metrics.items():
             self.log(f"{split}/reward_{name}", float(value), sync_dist=True, batch_size=batch_size)
 
+    def on_validation_start(self) -> None:
+        self.sync_engine()
+
+    def on_test_start(self) -> None:
+        self.sync_engine()
+
+    def on_predict_start(self) -> None:
+        self.sync_engine()
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """Automatic optimisation (SFT) may have stepped the policy: the engine is stale. (ReFT,
+        which optimises manually, hands the engine the new weights after each iteration.)"""
+        if self.automatic_optimization:
+            self.engine_stale = True
+
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._evaluate(batch, "val", batch_idx)
 
@@ -336,6 +374,7 @@ class LanguageModelStage(L.LightningModule):
         checkpoint["nonfinite_guard"] = self.nonfinite_guard.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.engine_stale = True  # the policy gets the checkpoint's weights
         saved = checkpoint.get("rng_states")
         if saved is None or self._trainer is None:  # load_from_checkpoint: weights only, no run to resume
             self._pending_rng_states = None

@@ -1,7 +1,8 @@
 """ReFTModule: PPO over the policy's own sampled solutions (Luong et al., 2024, section 3.2).
 
 One ``training_step`` is one PPO iteration on a batch of training questions, in six steps:
-1 rollout, 2 score, 3 evaluate, 4 shape, 5 estimate, 6 optimise (see ``training_step``). The math
+1 rollout, 2 score, 3 evaluate, 4 shape, 5 estimate, 6 optimise (see ``training_step``), after which
+the generation engine is handed the new weights (a vLLM engine keeps its own copy). The math
 lives in ``reft_lightning.rl``; this module only orchestrates it. Optimisation is manual, so
 Lightning's ``global_step`` counts optimizer steps (``ppo_epochs`` x minibatches per iteration);
 ``iterations`` counts rollouts and is saved in checkpoints with the KL coefficient.
@@ -20,7 +21,7 @@ from torch.distributed.fsdp import fully_shard
 from transformers import PreTrainedModel
 
 from reft_lightning.evaluation.sampling import SamplingEvalArgs
-from reft_lightning.generation import GenerationArgs, SamplingArgs
+from reft_lightning.generation import EngineArgs, GenerationArgs, SamplingArgs
 from reft_lightning.models.builder import ModelBuilder
 from reft_lightning.models.forward import response_forward
 from reft_lightning.models.loading import resolve_dtype
@@ -84,6 +85,8 @@ class ReFTModule(LanguageModelStage):
             value model compute in the same dtypes).
         lora: LoRA adapters on the policy (``r: 0``, the default, trains every weight).
             ReFT's reference is then the policy with its adapters disabled (no copy).
+        engine: the generation engine: ``hf`` (default) or a colocated ``vllm`` (``pip install
+            'reft_lightning[vllm]'``; untested on real vLLM).
     """
 
     train_batches = "prompts"
@@ -112,10 +115,11 @@ class ReFTModule(LanguageModelStage):
         max_nonfinite_steps: int = 10,
         fsdp: FSDPArgs = FSDPArgs(),
         lora: LoRAArgs = LoRAArgs(),
+        engine: EngineArgs = EngineArgs(),
     ) -> None:
         super().__init__(
             model, tokenizer, dtype, reward, eval_generation, gradient_checkpointing, init_checkpoint,
-            sampling_eval, max_nonfinite_steps, fsdp, lora,
+            sampling_eval, max_nonfinite_steps, fsdp, lora, engine,
         )  # fmt: skip
         self.automatic_optimization = False
         self.strict_loading = False  # the reference is not in checkpoints; on_load_checkpoint checks the rest
@@ -206,7 +210,7 @@ class ReFTModule(LanguageModelStage):
         )
         self.check_room(prompt_ids.shape[1], self.rollout_args.max_new_tokens, ROLLOUT_TOKENS_KEY)
         with timed("rollout"), self._eval_mode():  # 1. sample completions (no grad, KV cache)
-            self.engine.update_weights(self.model)
+            self.sync_engine()  # first iteration, or after a checkpoint was loaded
             completions = self.engine.generate(prompt_ids, prompt_mask, self.rollout_args)
         with timed("score"):  # 2. terminal score per completion
             scored = score_completions(self.reward, completions.texts, examples)
@@ -231,6 +235,9 @@ class ReFTModule(LanguageModelStage):
         )  # fmt: skip
         with timed("optimise"):  # 6. PPO epochs x minibatches
             stats = optimise_rollout(self, rollout, self.ppo, use_values=self.estimator.needs_critic)
+        with timed("sync"):  # the engine generates with the new weights (vLLM: loads a copy of them)
+            self.engine.update_weights(self.model)
+            self.engine_stale = False
         if keep is not None:
             stats["train/kept_fraction"] = float(keep.float().mean())
         sequence_kl = (kl * mask).sum(dim=1)

@@ -13,7 +13,7 @@ from jsonargparse import lazy_instance
 
 from reft_lightning.data.collate import IGNORE_INDEX
 from reft_lightning.evaluation.sampling import SamplingEvalArgs
-from reft_lightning.generation import GenerationArgs
+from reft_lightning.generation import EngineArgs, GenerationArgs
 from reft_lightning.models.lora import LoRAArgs
 from reft_lightning.models.sharding import FSDPArgs
 from reft_lightning.rewards.base import Reward
@@ -40,6 +40,8 @@ class SFTModule(LanguageModelStage):
         fsdp: FSDP2 mixed precision under ``ModelParallelStrategy`` (the frozen reference and a
             value model compute in the same dtypes).
         lora: LoRA adapters on the policy (``r: 0``, the default, trains every weight).
+        engine: the generation engine: ``hf`` (default) or a colocated ``vllm`` (``pip install
+            'reft_lightning[vllm]'``; untested on real vLLM).
     """
 
     def __init__(
@@ -56,10 +58,11 @@ class SFTModule(LanguageModelStage):
         max_nonfinite_steps: int = 10,
         fsdp: FSDPArgs = FSDPArgs(),
         lora: LoRAArgs = LoRAArgs(),
+        engine: EngineArgs = EngineArgs(),
     ) -> None:
         super().__init__(
             model, tokenizer, dtype, reward, eval_generation, gradient_checkpointing, init_checkpoint,
-            sampling_eval, max_nonfinite_steps, fsdp, lora,
+            sampling_eval, max_nonfinite_steps, fsdp, lora, engine,
         )  # fmt: skip
         self.optimizer_args = as_args(OptimizerArgs, optimizer)
 

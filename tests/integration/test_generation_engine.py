@@ -38,8 +38,9 @@ def test_reft_samples_through_the_engine_after_handing_it_the_policy(
     assert isinstance(engine, GenerationEngine) and isinstance(module.engine, GenerationEngine)
     module.engine = engine
     _trainer(tmp_path).fit(module, datamodule=_data(tiny_model_dir))
-    # 4 iterations, each: update_weights(policy) then one sampled generate of 4 prompts x 1 sample
-    assert [name for name, _ in engine.calls] == ["update_weights", "generate"] * 4
+    # the weights once before the first rollout (the policy was just built), then 4 iterations, each
+    # one sampled generate of 4 prompts x 1 sample and, after the optimisation, the new weights
+    assert [name for name, _ in engine.calls] == ["update_weights"] + ["generate", "update_weights"] * 4
     assert all(arg is module.model for name, arg in engine.calls if name == "update_weights")
     assert all(arg[1] is True and arg[0][0] == 4 for name, arg in engine.calls if name == "generate")
 
