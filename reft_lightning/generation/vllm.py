@@ -15,10 +15,12 @@ its model can be reached and given new weights without copying them to another p
 from __future__ import annotations
 
 import os
+import random
 import socket
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
@@ -27,7 +29,6 @@ from reft_lightning.generation.engine import Completions, completions_from_ids
 from reft_lightning.models.loading import resolve_dtype
 from reft_lightning.models.lora import has_adapters, merged_weights
 from reft_lightning.models.sharding import whole
-from reft_lightning.stages.rng import capture_rng_states, restore_rng_states
 
 INSTALL_HINT = "pip install 'reft_lightning[vllm]'"
 """How the optional dependency is installed (named by the ImportError)."""
@@ -74,18 +75,20 @@ class VLLMGenerationEngine:
         self.tokenizer = tokenizer
         resolve_dtype(dtype)  # an unknown name fails here, naming the choices
         _set_launcher_environment()
-        states = capture_rng_states()
-        self.llm = vllm.LLM(
-            model=model_name,
-            tokenizer=tokenizer_name or model_name,
-            dtype=dtype,
-            gpu_memory_utilization=gpu_memory_utilization,
-            max_model_len=max_model_len,
-            tensor_parallel_size=1,
-            distributed_executor_backend="external_launcher",
-            seed=0,  # unused: every sampled request carries its own seed
-        )
-        restore_rng_states(states)
+        python_state, numpy_state = random.getstate(), np.random.get_state()  # vLLM reseeds them all
+        with torch.random.fork_rng(devices=range(torch.cuda.device_count())):
+            self.llm = vllm.LLM(
+                model=model_name,
+                tokenizer=tokenizer_name or model_name,
+                dtype=dtype,
+                gpu_memory_utilization=gpu_memory_utilization,
+                max_model_len=max_model_len,
+                tensor_parallel_size=1,
+                distributed_executor_backend="external_launcher",
+                seed=0,  # unused: every sampled request carries its own seed
+            )
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
 
     @torch.no_grad()
     def generate(
