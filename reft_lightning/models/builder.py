@@ -23,6 +23,10 @@ def _unchanged(model: PreTrainedModel) -> None:
     return None
 
 
+def _freeze(model: PreTrainedModel) -> PreTrainedModel:
+    return model.eval().requires_grad_(False)
+
+
 class ModelBuilder:
     """Builds a stage's models. Without a mesh (one process, DDP) each is loaded whole by
     ``from_pretrained``; with a 1-D data-parallel ``mesh`` (``ModelParallelStrategy``) each is built
@@ -47,8 +51,10 @@ class ModelBuilder:
         weights: Mapping[str, torch.Tensor] | None = None,
         prepare: Callable[[PreTrainedModel], None] = _unchanged,
         offload: bool = False,
+        frozen: bool = False,
     ) -> PreTrainedModel:
-        """The model ``name_or_path`` in ``dtype``, in training mode.
+        """The model ``name_or_path`` in ``dtype``, in training mode (``frozen``: in eval mode, no
+        weight requiring a gradient, and sharded to reshard fully after every forward).
 
         Args:
             name_or_path: hub id or local directory (architecture, and weights unless ``weights``).
@@ -64,15 +70,17 @@ class ModelBuilder:
             if weights is not None:
                 model.load_state_dict(weights, strict=True)
             prepare(model)
-            return model
+            return _freeze(model) if frozen else model
         directory = local_model_directory(name_or_path, key)
         model = empty_causal_lm(directory, dtype)
         prepare(model)
-        shard_model(model, self.mesh, self.fsdp, offload=offload)
+        if frozen:
+            _freeze(model)
+        shard_model(model, self.mesh, self.fsdp, offload=offload, frozen=frozen)
         device = torch.device("cpu") if offload else mesh_device(self.mesh)
         if weights is not None:
             fill_sharded(model, weights, device, source=f"the init_checkpoint weights for {key}")
-            return model
-        with CheckpointTensors(directory) as tensors:
-            fill_sharded(model, tensors, device, source=str(directory))
-        return model
+        else:
+            with CheckpointTensors(directory) as tensors:
+                fill_sharded(model, tensors, device, source=str(directory))
+        return model.eval() if frozen else model

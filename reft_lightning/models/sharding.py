@@ -80,17 +80,23 @@ class FSDPArgs:
 
 
 def shard_model(
-    model: PreTrainedModel, mesh: DeviceMesh, args: FSDPArgs = FSDPArgs(), offload: bool = False
+    model: PreTrainedModel,
+    mesh: DeviceMesh,
+    args: FSDPArgs = FSDPArgs(),
+    offload: bool = False,
+    frozen: bool = False,
 ) -> None:
     """``fully_shard`` every transformer block of ``model``, then the root (embeddings, final norm,
     head), over the 1-D ``mesh``, in place, with ``args``'s mixed precision; with ``offload`` the
     shards live in (pinned, where an accelerator exists) CPU memory and each unit is copied to the
-    accelerator for its forward and backward."""
+    accelerator for its forward and backward. A ``frozen`` model (no backward) reshards its root
+    (embeddings, head) after each forward too, where FSDP2 would keep it gathered for the backward."""
     policy = args.policy()
     placement = CPUOffloadPolicy(pin_memory=mesh.device_type != "cpu") if offload else OffloadPolicy()
     for block in transformer_blocks(model):
         fully_shard(block, mesh=mesh, mp_policy=policy, offload_policy=placement)
-    fully_shard(model, mesh=mesh, mp_policy=policy, offload_policy=placement)
+    root = True if frozen else None  # None: FSDP2's default, the root stays gathered after forward
+    fully_shard(model, mesh=mesh, mp_policy=policy, offload_policy=placement, reshard_after_forward=root)
 
 
 def full_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:

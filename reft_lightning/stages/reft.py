@@ -179,9 +179,9 @@ class ReFTModule(LanguageModelStage):
             self.reference = builder.causal_lm(
                 self.reference_name or self.model_name, self.reference_dtype or self.dtype_name,
                 key=MODEL_KEY.format("reference" if self.reference_name else "model"),
-                weights=None if self.reference_name else initial, prepare=_freeze,
-                offload=self.reference_offload,
-            ).eval()  # fmt: skip
+                weights=None if self.reference_name else initial, offload=self.reference_offload,
+                frozen=True,
+            )  # fmt: skip
         if self.value_model_name is not None:
             self.value_model = builder.causal_lm(
                 self.value_model_name, self.dtype_name, key=MODEL_KEY.format("value_model"),
@@ -447,10 +447,6 @@ class ReFTModule(LanguageModelStage):
         if "reft_state" in checkpoint:
             self.iterations = checkpoint["reft_state"]["iterations"]
             self.kl_controller.load_state_dict(checkpoint["reft_state"]["kl_controller"])
-
-
-def _freeze(model: torch.nn.Module) -> None:
-    model.requires_grad_(False)
 
 
 def _freeze_untied_lm_head(value_model: torch.nn.Module) -> None:

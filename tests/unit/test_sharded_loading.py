@@ -148,3 +148,17 @@ def test_reference_offload_without_a_mesh_is_refused_naming_the_key(tiny_model_d
         ValueError, match=r"model.init_args.reference_offload: true needs .*ModelParallelStrategy"
     ):
         module.build_models(ModelBuilder())
+
+
+def test_a_frozen_model_reshards_its_root_after_forward(
+    tiny_llama_dir: Path, sharded_builder: ModelBuilder
+) -> None:
+    trained = sharded_builder.causal_lm(str(tiny_llama_dir), "float32", key=KEY)
+    frozen = sharded_builder.causal_lm(str(tiny_llama_dir), "float32", key=KEY, frozen=True)
+    assert not frozen.training and not any(p.requires_grad for p in frozen.parameters())
+    for model in (trained, frozen):
+        with torch.no_grad():
+            model(input_ids=PROMPT)
+    gathered = {name for name, p in trained.named_parameters() if not hasattr(p, "full_tensor")}
+    assert "model.embed_tokens.weight" in gathered, "FSDP2 keeps a trained root gathered for the backward"
+    assert all(hasattr(p, "full_tensor") for p in frozen.parameters()), "the frozen root holds only shards"
