@@ -19,8 +19,8 @@ from reft_lightning.models.sharded_loading import (
 from reft_lightning.models.sharding import FSDPArgs, shard_model
 
 
-def _unchanged(model: PreTrainedModel) -> None:
-    return None
+def _unchanged(model: PreTrainedModel) -> PreTrainedModel:
+    return model
 
 
 def _freeze(model: PreTrainedModel) -> PreTrainedModel:
@@ -49,7 +49,7 @@ class ModelBuilder:
         *,
         key: str,
         weights: Mapping[str, torch.Tensor] | None = None,
-        prepare: Callable[[PreTrainedModel], None] = _unchanged,
+        prepare: Callable[[PreTrainedModel], torch.nn.Module] = _unchanged,
         offload: bool = False,
         frozen: bool = False,
     ) -> PreTrainedModel:
@@ -62,18 +62,19 @@ class ModelBuilder:
             key: the config field the name came from, for errors.
             weights: tensors that replace the directory's weights (an ``init_checkpoint``'s, named as
                 the model's ``state_dict``); every parameter must be there.
-            prepare: applied before sharding (freezing parameters, gradient checkpointing).
+            prepare: applied before sharding, returns the model to use (freezing parameters,
+                gradient checkpointing, wrapping in LoRA adapters: parameters it creates, which
+                the checkpoint does not hold, keep the values it gave them).
             offload: keep the shards in CPU memory (FSDP2 ``CPUOffloadPolicy``); only with a mesh.
         """
         if self.mesh is None:
             model = load_causal_lm(name_or_path, dtype, key=key).train()
             if weights is not None:
                 model.load_state_dict(weights, strict=True)
-            prepare(model)
+            model = prepare(model)
             return _freeze(model) if frozen else model
         directory = local_model_directory(name_or_path, key)
-        model = empty_causal_lm(directory, dtype)
-        prepare(model)
+        model = prepare(empty_causal_lm(directory, dtype))
         if frozen:
             _freeze(model)
         shard_model(model, self.mesh, self.fsdp, offload=offload, frozen=frozen)

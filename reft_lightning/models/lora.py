@@ -14,7 +14,10 @@ from typing import Literal
 
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
-from transformers import PreTrainedModel
+from peft.tuners.lora import LoraLayer
+from transformers import AutoModelForCausalLM, PreTrainedModel
+
+from reft_lightning.models.sharding import is_sharded
 
 
 @dataclass(frozen=True)
@@ -47,13 +50,27 @@ class LoRAArgs:
 
 def add_adapters(model: PreTrainedModel, args: LoRAArgs) -> PeftModel:
     """``model`` with trainable LoRA adapters (float32, whatever the base dtype) and every other
-    weight frozen."""
+    weight frozen. Over a base on the meta device the adapters get memory and their initial values
+    (the base's weights are loaded later, shard by shard)."""
     targets = list(args.target_modules) if args.target_modules is not None else "all-linear"
     config = LoraConfig(
         r=args.r, lora_alpha=args.alpha, lora_dropout=args.dropout, target_modules=targets,
         task_type="CAUSAL_LM",
     )  # fmt: skip
-    return get_peft_model(model, config, autocast_adapter_dtype=True)
+    # The adapters' initial values come from a generator seeded with the run's seed, not from the
+    # global stream: the same whether the base is whole or on the meta device (sharded loading,
+    # where peft builds them on meta), on every process, and the global stream is left as it was.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(torch.initial_seed())
+        adapted = get_peft_model(model, config, autocast_adapter_dtype=True)
+        for layer in adapted.modules():
+            if isinstance(layer, LoraLayer):
+                for name in layer.lora_A:
+                    for adapter in (layer.lora_A[name], layer.lora_B[name]):
+                        if any(p.is_meta for p in adapter.parameters()):
+                            adapter.to_empty(device="cpu")
+                    layer.reset_lora_parameters(name, init_lora_weights=True)  # A random, B zero
+    return adapted
 
 
 def has_adapters(model: torch.nn.Module) -> bool:
@@ -66,7 +83,7 @@ def export_view(
     """What to ``save_pretrained`` for an adapted ``model`` whose weights are ``state`` (its own, or a
     checkpoint's): a copy with the adapters merged and its weights, or the adapted copy and
     ``None`` (peft then writes only the adapter). ``model`` itself is left unchanged."""
-    exported = copy.deepcopy(model)
+    exported = _unsharded_copy(model)
     exported.load_state_dict(state, strict=True)
     if how == "adapter":
         return exported, None
@@ -74,8 +91,24 @@ def export_view(
     return merged, merged.state_dict()
 
 
+def _unsharded_copy(model: PeftModel) -> PeftModel:
+    """A copy of ``model`` that is not sharded (its weights are then loaded whole): for a sharded
+    model the same architecture and adapters built anew in this process, else a deep copy."""
+    if not is_sharded(model):
+        return copy.deepcopy(model)
+    base = model.get_base_model()
+    plain = AutoModelForCausalLM.from_config(base.config, dtype=base.dtype)
+    return get_peft_model(plain, copy.deepcopy(model.peft_config[model.active_adapter]))
+
+
 PEFT_PREFIX = "base_model.model."
 """What ``PeftModel`` puts before the base model's parameter names."""
+
+
+def base_parameter_name(name: str) -> str:
+    """The base model's name of a parameter of its peft-wrapped model (``base_model.model.`` and
+    ``.base_layer`` dropped); other names unchanged."""
+    return name.removeprefix(PEFT_PREFIX).replace(".base_layer.", ".")
 
 
 def merged_weights(model: PeftModel) -> Iterator[tuple[str, torch.Tensor]]:
@@ -96,4 +129,4 @@ def merged_weights(model: PeftModel) -> Iterator[tuple[str, torch.Tensor]]:
         if layer is not None and not layer.merged:
             for adapter in (a for a in layer.active_adapters if a in layer.lora_A):
                 weight = weight + layer.get_delta_weight(adapter).to(weight.dtype)
-        yield name.removeprefix(PEFT_PREFIX).replace(".base_layer.", "."), weight
+        yield base_parameter_name(name), weight

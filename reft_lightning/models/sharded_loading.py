@@ -25,6 +25,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel
 from transformers.initialization import no_init_weights
 
 from reft_lightning.models.loading import require_local_model, resolve_dtype
+from reft_lightning.models.lora import base_parameter_name
 
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 """Index of a checkpoint split over several safetensors files (``weight_map``: name -> file)."""
@@ -107,34 +108,48 @@ class CheckpointTensors(Mapping[str, torch.Tensor]):
 
 
 def fill_sharded(
-    model: PreTrainedModel, weights: Mapping[str, torch.Tensor], device: torch.device, source: str
+    model: torch.nn.Module, weights: Mapping[str, torch.Tensor], device: torch.device, source: str
 ) -> None:
     """Give a sharded meta-device ``model`` memory on ``device`` for its local shards and copy each
-    parameter's slice of ``weights`` into it (buffers keep the values they were built with).
+    parameter's slice of ``weights`` into it. Buffers, and parameters that were not on the meta
+    device (LoRA adapters added after the base was built), keep the values they were built with.
 
-    ``weights`` names tensors as ``model.state_dict()`` does, or with the model's
-    ``base_model_prefix`` missing or added (older checkpoints); a missing or misshapen tensor is an
-    error naming ``source`` (the directory or checkpoint read from).
+    ``weights`` names tensors as the base model's ``state_dict`` does, or with its
+    ``base_model_prefix`` missing or added (older checkpoints); names of a peft-wrapped model are
+    mapped back to the base's (``base_model.model.`` and ``.base_layer`` dropped). A missing or
+    misshapen tensor is an error naming ``source`` (the directory or checkpoint read from).
     """
-    buffers = {name: buffer.clone() for name, buffer in model.named_buffers()}
+    kept = {name: _local(tensor).clone() for name, tensor in _tensors(model) if not _local(tensor).is_meta}
+    prefix = getattr(model, "base_model_prefix", "")
     model.to_empty(device=device)
     with torch.no_grad():
-        for name, buffer in model.named_buffers():
-            buffer.copy_(buffers[name])
-        for name, param in model.named_parameters():  # tied weights appear once
-            full = _lookup(weights, name, model.base_model_prefix, source)
-            if full.shape != param.shape:
-                shapes = f"{tuple(full.shape)}, the model {tuple(param.shape)}"
+        for name, tensor in _tensors(model):  # tied weights appear once
+            if name in kept:
+                _local(tensor).copy_(kept[name])
+                continue
+            full = _lookup(weights, name, prefix, source)
+            if full.shape != tensor.shape:
+                shapes = f"{tuple(full.shape)}, the model {tuple(tensor.shape)}"
                 raise ValueError(f"{source}: {name} has shape {shapes}")
-            full = full.to(dtype=param.dtype)
-            if hasattr(param, "device_mesh"):  # a DTensor: keep this process's slice, no communication
-                sliced = distribute_tensor(full, param.device_mesh, param.placements, src_data_rank=None)
-                param.to_local().copy_(sliced.to_local())
+            full = full.to(dtype=tensor.dtype)
+            if hasattr(tensor, "device_mesh"):  # a DTensor: keep this process's slice, no communication
+                sliced = distribute_tensor(full, tensor.device_mesh, tensor.placements, src_data_rank=None)
+                tensor.to_local().copy_(sliced.to_local())
             else:
-                param.copy_(full)
+                tensor.copy_(full)
+
+
+def _tensors(model: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+    yield from model.named_parameters()
+    yield from model.named_buffers()
+
+
+def _local(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.to_local() if hasattr(tensor, "to_local") else tensor
 
 
 def _lookup(weights: Mapping[str, torch.Tensor], name: str, prefix: str, source: str) -> torch.Tensor:
+    name = base_parameter_name(name)  # a LoRA-wrapped base's name
     stripped = name.removeprefix(f"{prefix}.")
     candidates = dict.fromkeys((name, stripped, f"{prefix}.{name}"))
     for candidate in candidates:

@@ -80,7 +80,7 @@ class FSDPArgs:
 
 
 def shard_model(
-    model: PreTrainedModel,
+    model: torch.nn.Module,
     mesh: DeviceMesh,
     args: FSDPArgs = FSDPArgs(),
     offload: bool = False,
@@ -90,13 +90,19 @@ def shard_model(
     head), over the 1-D ``mesh``, in place, with ``args``'s mixed precision; with ``offload`` the
     shards live in (pinned, where an accelerator exists) CPU memory and each unit is copied to the
     accelerator for its forward and backward. A ``frozen`` model (no backward) reshards its root
-    (embeddings, head) after each forward too, where FSDP2 would keep it gathered for the backward."""
+    (embeddings, head) after each forward too, where FSDP2 would keep it gathered for the backward.
+    For a LoRA-wrapped ``model`` the root unit is the wrapped causal LM, whose forward every call
+    runs through (peft's ``generate`` skips the wrapper's own forward), with the adapters sharded
+    with their blocks."""
     policy = args.policy()
     placement = CPUOffloadPolicy(pin_memory=mesh.device_type != "cpu") if offload else OffloadPolicy()
     for block in transformer_blocks(model):
         fully_shard(block, mesh=mesh, mp_policy=policy, offload_policy=placement)
-    root = True if frozen else None  # None: FSDP2's default, the root stays gathered after forward
-    fully_shard(model, mesh=mesh, mp_policy=policy, offload_policy=placement, reshard_after_forward=root)
+    reshard_root = True if frozen else None  # None: FSDP2's default, the root stays gathered after forward
+    root = model.get_base_model() if hasattr(model, "get_base_model") else model
+    fully_shard(
+        root, mesh=mesh, mp_policy=policy, offload_policy=placement, reshard_after_forward=reshard_root
+    )
 
 
 def full_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:

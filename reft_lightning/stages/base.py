@@ -159,22 +159,16 @@ class LanguageModelStage(L.LightningModule):
         replace the loaded ones. Stages with more models add theirs."""
         self.model = builder.causal_lm(
             self.model_name, self.dtype_name, key=MODEL_KEY.format("model"), weights=initial,
-            prepare=self._enable_gradient_checkpointing,
+            prepare=self._prepare_policy,
         )  # fmt: skip
-        if not self.lora.enabled:
-            return
-        if builder.mesh is not None:
-            raise ValueError(
-                f"{MODEL_KEY.format('lora')}: adapters are not yet supported under ModelParallelStrategy; "
-                "use strategy: ddp (a LoRA 7B policy fits one 80 GB GPU, docs/scaling.md) or set lora.r: 0"
-            )
-        if self.gradient_checkpointing:  # frozen embeddings: the checkpointed blocks still need grads in
-            self.model.enable_input_require_grads()
-        self.model = add_adapters(self.model, self.lora)
 
-    def _enable_gradient_checkpointing(self, model: PreTrainedModel) -> None:
+    def _prepare_policy(self, model: PreTrainedModel) -> torch.nn.Module:
+        """Gradient checkpointing and LoRA adapters, as configured, before any sharding."""
         if self.gradient_checkpointing:
             model.gradient_checkpointing_enable()
+            if self.lora.enabled:  # frozen embeddings: the checkpointed blocks still need grads in
+                model.enable_input_require_grads()
+        return add_adapters(model, self.lora) if self.lora.enabled else model
 
     def generation_budgets(self) -> dict[str, tuple[int, tuple[str, ...]]]:
         """``{config key: (max_new_tokens, splits whose prompts it continues)}`` of each generation

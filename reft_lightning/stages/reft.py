@@ -449,9 +449,10 @@ class ReFTModule(LanguageModelStage):
             self.kl_controller.load_state_dict(checkpoint["reft_state"]["kl_controller"])
 
 
-def _freeze_untied_lm_head(value_model: torch.nn.Module) -> None:
+def _freeze_untied_lm_head(value_model: PreTrainedModel) -> PreTrainedModel:
     """A value model's LM head is never used (only its hidden states feed the value head); an untied
     head (Llama's) would hold trainable weights without gradients, which DDP refuses, so freeze it."""
     head, embeddings = value_model.get_output_embeddings(), value_model.get_input_embeddings()
     if head is not None and head.weight is not embeddings.weight:
         head.requires_grad_(False)
+    return value_model

@@ -159,3 +159,27 @@ def test_reft_export_of_a_sharded_last_checkpoint_matches_the_runs_final_export(
         AutoTokenizer.from_pretrained(tmp_path / "hf").get_vocab()
         == load_tokenizer(str(sharded_run / "hf" / "final")).get_vocab()
     )
+
+
+def test_reft_with_lora_under_fsdp2_takes_the_steps_of_one_process(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """Adapters sharded with their blocks, the reference as the base with adapters disabled, and the
+    merged export gathered from the shards."""
+    for devices in (1, 2):
+        config = _config(tmp_path, tiny_model_dir, f"lora_{devices}", devices, [EXPORT], stage="reft")
+        loaded = yaml.safe_load(config.read_text())
+        init = loaded["model"]["init_args"]
+        del init["value_model"]
+        init.update(
+            lora={"r": 4, "alpha": 8.0, "dropout": 0.0},
+            optimizer={"lr": 1e-3, "schedule": "constant", "warmup_ratio": 0.0},
+        )
+        config.write_text(yaml.safe_dump(loaded))
+        _fit(config, tmp_path / str(devices))
+    single, sharded = _final(tmp_path / "1"), _final(tmp_path / "2")
+    initial = load_file(tiny_model_dir / "model.safetensors")
+    assert single.keys() == sharded.keys() and not any("lora" in k for k in single)
+    change = max(float((single[k] - initial[k]).abs().max()) for k in initial)
+    worst = max(float((sharded[k] - weight).abs().max()) for k, weight in single.items())
+    assert change > 0 and worst < 0.02 * change, f"largest difference {worst:.3g}, change {change:.3g}"

@@ -4,16 +4,19 @@ head stays trainable, and exports are the merged model or the adapter."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
+import torch.distributed as dist
 from peft import PeftModel
-from torch.distributed.device_mesh import DeviceMesh
+from torch.distributed.device_mesh import init_device_mesh
 
 from reft_lightning.models.builder import ModelBuilder
 from reft_lightning.models.loading import load_causal_lm
 from reft_lightning.models.lora import LoRAArgs, export_view
+from reft_lightning.models.sharding import full_state_dict, is_sharded, whole
 from reft_lightning.rl.logprobs import token_logprobs
 from reft_lightning.stages.reft import ReFTModule
 from reft_lightning.stages.sft import SFTModule
@@ -98,14 +101,57 @@ def test_an_sft_fit_with_lora_exports_a_plain_model(tiny_model_dir: Path, tmp_pa
     assert changed and all(".attn." in n or ".mlp." in n for n in changed), changed
 
 
-def test_lora_under_a_mesh_is_refused_and_bad_args_are_named(tiny_model_dir: Path) -> None:
-    module = SFTModule(model=str(tiny_model_dir), lora=LORA)
-    builder = ModelBuilder()
-    builder.causal_lm = lambda *a, **k: load_causal_lm(str(tiny_model_dir))  # type: ignore[method-assign]
-    builder.mesh = DeviceMesh.__new__(DeviceMesh)  # a mesh object, never used past the check
-    with pytest.raises(ValueError, match=r"model.init_args.lora: adapters are not yet supported"):
-        module.build_models(builder)
+def test_bad_args_are_named() -> None:
     with pytest.raises(ValueError, match=r"lora.r must be >= 0"):
         LoRAArgs(r=-1)
     with pytest.raises(ValueError, match=r"lora.dropout must be in \[0, 1\)"):
         LoRAArgs(dropout=1.0)
+
+
+@pytest.fixture
+def mesh_builder(tmp_path: Path) -> Iterator[ModelBuilder]:
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1)
+    yield ModelBuilder(init_device_mesh("cpu", (1,)))
+    dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("model_dir", ["tiny_model_dir", "tiny_llama_dir"])
+def test_lora_under_fsdp2_is_sharded_starts_as_the_base_and_exports_merged(
+    model_dir: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    directory = request.getfixturevalue(model_dir)
+    base_logits = _logits(load_causal_lm(str(directory)))
+    builder = request.getfixturevalue("mesh_builder")
+    module = ReFTModule(model=str(directory), lora=LORA, value_dropout=0.0)
+    module.build_models(builder)
+    assert is_sharded(module.model) and module.reference is None
+    trainable = [name for name, p in module.model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in name for name in trainable)
+    assert torch.allclose(_logits(module.model), base_logits, atol=1e-5), "B = 0: the base's output"
+    _perturb_adapters(module.model)
+    adapted = _logits(module.model)
+    mask = torch.ones_like(PROMPT)
+    reference = module._reference_logprobs(PROMPT, mask, PROMPT[:, 4:])
+    expected = token_logprobs(base_logits[:, 3:-1] / module.rollout_args.temperature, PROMPT[:, 4:])
+    assert torch.allclose(reference, expected, atol=1e-5)
+    merged, state = export_view(module.model, full_state_dict(module.model), "merged")
+    merged.save_pretrained(tmp_path / "merged", state_dict=state)
+    assert torch.allclose(_logits(load_causal_lm(str(tmp_path / "merged"))), adapted, atol=1e-5)
+
+
+def test_adapters_start_the_same_whole_or_sharded_and_leave_the_global_stream(
+    tiny_llama_dir: Path, request: pytest.FixtureRequest
+) -> None:
+    def adapters(builder: ModelBuilder) -> dict[str, torch.Tensor]:
+        torch.manual_seed(0)
+        module = SFTModule(model=str(tiny_llama_dir), lora=LORA)
+        before = torch.get_rng_state()
+        module.build_models(builder)
+        assert torch.equal(torch.get_rng_state(), before), "building adapters draws from its own generator"
+        return {n: whole(p.detach()) for n, p in module.model.named_parameters() if "lora_A" in n}
+
+    whole_start = adapters(ModelBuilder())
+    sharded_start = adapters(request.getfixturevalue("mesh_builder"))
+    assert whole_start.keys() == sharded_start.keys() and whole_start
+    for name, value in whole_start.items():
+        assert torch.equal(sharded_start[name], value) and float(value.abs().sum()) > 0, name
