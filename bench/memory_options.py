@@ -1,14 +1,15 @@
 """Memory of each way to train ReFT, measured on a tiny GPT-2 (6 layers, 256 wide) on CPU.
 
-    python bench/memory_options.py [--out runs/bench_memory] [--steps 3]
+    python bench/memory_options.py [--out runs/bench_memory] [--steps 3] [--only NAME_PART]
 
 Runs a few ReFT iterations per option (DDP float32 on 1 and 2 processes; FSDP2 on 2 processes in
 float32, with bf16 compute, with a bf16 reference, with the reference offloaded; LoRA on one
-process over a float32 and a bf16 base, the reference being the base itself) and prints, per
-process (the largest over processes), the bytes of each model's weights, the gradients, the AdamW
-states and the peak RSS (``bench/memory_probe.py``). Tensor bytes are the figures that scale to a
-7B model (docs/scaling.md); on CPU the RSS is mostly the interpreter and torch, and CPU offload
-moves nothing (the "accelerator" is the host). Numbers go to docs/results/memory_options.md.
+process over a float32 and a bf16 base and under FSDP2, the reference being the base itself) and
+prints, per process (the largest over processes), the bytes of each model's weights, the
+gradients, the AdamW states and the peak RSS (``bench/memory_probe.py``). Tensor bytes are the
+figures that scale to a 7B model (docs/scaling.md); on CPU the RSS is mostly the interpreter and
+torch, and CPU offload moves nothing (the "accelerator" is the host). Numbers:
+docs/results/memory_options.md.
 """
 
 from __future__ import annotations
@@ -48,6 +49,10 @@ OPTIONS: dict[str, list[str]] = {
     "DDP, 1 process, LoRA r=8 (bf16 base)": [
         "--trainer.devices=1", "--model.init_args.lora.r=8", "--model.init_args.dtype=bfloat16",
     ],
+    "FSDP2 x 2, LoRA r=8 (bf16 base)": [
+        "--trainer.devices=2", f"--trainer.strategy={FSDP2}", "--model.init_args.lora.r=8",
+        "--model.init_args.dtype=bfloat16",
+    ],
 }  # fmt: skip
 COLUMNS = ("model", "reference", "reference_host", "value_head", "gradients", "adam_states", "peak_rss")
 
@@ -58,6 +63,7 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=Path("runs/bench_memory"))
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--only", default="", help="run only the options whose name contains this")
     args = parser.parse_args()
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, ["bench", os.environ.get("PYTHONPATH")]))
     model = args.out / "tiny"
@@ -67,6 +73,8 @@ def main() -> None:
         )
     rows = []
     for index, (name, extra) in enumerate(OPTIONS.items()):
+        if args.only not in name:
+            continue
         record = args.out / f"option_{index}.json"
         reft(
             "fit", "--config=configs/demo/reft_synthetic.yaml",
