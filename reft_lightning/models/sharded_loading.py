@@ -111,19 +111,24 @@ def fill_sharded(
     model: torch.nn.Module, weights: Mapping[str, torch.Tensor], device: torch.device, source: str
 ) -> None:
     """Give a sharded meta-device ``model`` memory on ``device`` for its local shards and copy each
-    parameter's slice of ``weights`` into it. Buffers, and parameters that were not on the meta
-    device (LoRA adapters added after the base was built), keep the values they were built with.
+    parameter's slice of ``weights`` into it. Buffers (on the compute device, also when the shards
+    are offloaded to ``cpu``), and parameters that were not on the meta device (LoRA adapters added
+    after the base was built), keep the values they were built with.
 
     ``weights`` names tensors as the base model's ``state_dict`` does, or with its
     ``base_model_prefix`` missing or added (older checkpoints); names of a peft-wrapped model are
     mapped back to the base's (``base_model.model.`` and ``.base_layer`` dropped). A missing or
     misshapen tensor is an error naming ``source`` (the directory or checkpoint read from).
     """
-    kept = {name: _local(tensor).clone() for name, tensor in _tensors(model) if not _local(tensor).is_meta}
+    kept = {name: _local(p).clone() for name, p in model.named_parameters() if not _local(p).is_meta}
+    buffers = {name: buffer.clone() for name, buffer in model.named_buffers()}  # on the compute device
     prefix = getattr(model, "base_model_prefix", "")
     model.to_empty(device=device)
+    for name, buffer in buffers.items():  # back where FSDP2 put them, even when the shards are offloaded
+        owner, _, leaf = name.rpartition(".")
+        model.get_submodule(owner)._buffers[leaf] = buffer
     with torch.no_grad():
-        for name, tensor in _tensors(model):  # tied weights appear once
+        for name, tensor in model.named_parameters():  # tied weights appear once
             if name in kept:
                 _local(tensor).copy_(kept[name])
                 continue
@@ -137,11 +142,6 @@ def fill_sharded(
                 tensor.to_local().copy_(sliced.to_local())
             else:
                 tensor.copy_(full)
-
-
-def _tensors(model: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
-    yield from model.named_parameters()
-    yield from model.named_buffers()
 
 
 def _local(tensor: torch.Tensor) -> torch.Tensor:
