@@ -6,6 +6,7 @@ from typing import Literal
 
 import torch
 from torch import nn
+from transformers import PreTrainedModel
 
 
 class ValueHead(nn.Module):
@@ -29,3 +30,13 @@ class ValueHead(nn.Module):
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         return self.linear(self.dropout(hidden_states.float())).squeeze(-1)
+
+
+def freeze_untied_lm_head(value_model: PreTrainedModel) -> PreTrainedModel:
+    """A separate value model's LM head is never used (only its hidden states feed the value head);
+    an untied head (Llama's) would hold trainable weights without gradients, which DDP refuses, so
+    freeze it. Returns ``value_model``."""
+    head, embeddings = value_model.get_output_embeddings(), value_model.get_input_embeddings()
+    if head is not None and head.weight is not embeddings.weight:
+        head.requires_grad_(False)
+    return value_model

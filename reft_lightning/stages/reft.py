@@ -27,12 +27,11 @@ from reft_lightning.models.forward import response_forward
 from reft_lightning.models.loading import resolve_dtype
 from reft_lightning.models.lora import LoRAArgs
 from reft_lightning.models.sharding import FSDPArgs
-from reft_lightning.models.value_head import ValueHead
+from reft_lightning.models.value_head import ValueHead, freeze_untied_lm_head
 from reft_lightning.rewards.base import Reward, RewardOutput, score_completions
 from reft_lightning.rewards.correctness import AnswerReward
 from reft_lightning.rl.advantages import informative_groups
-from reft_lightning.rl.estimators import AdvantageInputs, advantage_estimator
-from reft_lightning.rl.gae import masked_mean, masked_var, masked_whiten
+from reft_lightning.rl.estimators import advantage_estimator
 from reft_lightning.rl.kl import AdaptiveKLController, FixedKLController, KLController, kl_estimate
 from reft_lightning.rl.logprobs import masked_entropy, token_logprobs
 from reft_lightning.rl.shaping import shape_rewards
@@ -40,6 +39,8 @@ from reft_lightning.stages.base import MODEL_KEY, LanguageModelStage, as_args
 from reft_lightning.stages.optim import OptimizerArgs, build_optimizer
 from reft_lightning.stages.ppo_args import PPOArgs
 from reft_lightning.stages.ppo_step import Rollout, optimise_rollout
+from reft_lightning.stages.reft_advantages import estimate_advantages
+from reft_lightning.stages.reft_metrics import rollout_metrics
 from reft_lightning.stages.timing import StepTimer
 
 REFT_OPTIMIZER = OptimizerArgs(lr=3e-7, schedule="constant", warmup_ratio=0.0)
@@ -185,7 +186,7 @@ class ReFTModule(LanguageModelStage):
         if self.value_model_name is not None:
             self.value_model = builder.causal_lm(
                 self.value_model_name, self.dtype_name, key=MODEL_KEY.format("value_model"),
-                prepare=_freeze_untied_lm_head,
+                prepare=freeze_untied_lm_head,
             )  # fmt: skip
         if self.estimator.needs_critic:
             hidden_size = (self.value_model or self.model).config.hidden_size
@@ -228,7 +229,10 @@ class ReFTModule(LanguageModelStage):
             kl = kl_estimate(old_logp, ref_logp, self.ppo.kl_estimator)
             rewards = shape_rewards(scores, kl, mask, self.kl_controller.value)
         with timed("estimate"):  # 5. advantages and returns
-            advantages, returns = self._advantages(rewards, old_values, mask, scores, kl, keep)
+            advantages, returns, self._advantage_stats = estimate_advantages(
+                self.estimator, self.ppo, self.kl_controller.value, rewards, old_values, mask, scores, kl,
+                self._all_reduce_sum, keep,
+            )  # fmt: skip
         rollout = Rollout(
             sequences, attention, completions.response_ids, mask, old_logp, old_values, advantages, returns,
             keep=keep,
@@ -296,42 +300,6 @@ class ReFTModule(LanguageModelStage):
             logits, _ = response_forward(self.reference, sequences, attention, response_ids.shape[1])
         return token_logprobs(logits / self.rollout_args.temperature, response_ids)
 
-    def _advantages(
-        self,
-        rewards: torch.Tensor,
-        values: torch.Tensor,
-        mask: torch.Tensor,
-        scores: torch.Tensor,
-        kl: torch.Tensor,
-        keep: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The configured estimator's advantages (``rl/estimators.py``: GAE in the spec, or a group
-        baseline), whitened over all response tokens of all processes.
-
-        ``keep`` (``[N]`` bool, ``skip_uniform_groups``): only the kept sequences enter the whitening
-        statistics, and the others get advantage 0 (the returns, value targets, keep every sequence).
-        Keeps the raw (pre-whitening) advantage and return statistics for logging.
-        """
-        advantages, returns = self.estimator.estimate(
-            AdvantageInputs(
-                rewards, values if self.estimator.needs_critic else None, mask, scores, kl,
-                self.kl_controller.value, self.ppo.num_samples, self.ppo.gamma, self.ppo.lam,
-            )
-        )  # fmt: skip
-        if returns is None:  # no critic: no value targets
-            returns = torch.zeros_like(values)
-        self._advantage_stats = {
-            "train/advantage_mean": float(masked_mean(advantages, mask)),
-            "train/advantage_std": float(masked_var(advantages, mask).sqrt()),
-            "train/return_mean": float(masked_mean(returns, mask)),
-        }
-        if keep is not None:
-            mask = mask * keep.unsqueeze(1).to(mask.dtype)
-            advantages = torch.where(mask.bool(), advantages, 0)
-        if self.ppo.whiten_advantages:
-            advantages = masked_whiten(advantages, mask, all_reduce=self._all_reduce_sum)
-        return advantages, returns
-
     def _update_kl_coefficient(self, sequence_kl: torch.Tensor) -> None:
         """Feed the KL controller the mean KL per sequence (``[N]``) of all processes and their
         sequence count, so that every process keeps the same beta."""
@@ -368,38 +336,21 @@ class ReFTModule(LanguageModelStage):
         step_seconds: dict[str, float],
         seconds: float,
     ) -> None:
-        """Per-iteration metrics: rewards, KL, entropy, lengths, losses, throughput, step timings
-        (``step_seconds``, of :class:`StepTimer`; ``seconds``: the whole iteration).
-
-        Each is a mean over this process's sequences, logged as the mean over processes (every
-        process holds the same number of sequences).
-        """
+        """Per-iteration metrics (:func:`rollout_metrics`, the KL coefficient, the optimisation's
+        ``stats``, the advantage statistics, step timings of :class:`StepTimer` and ``seconds`` for
+        the whole iteration), each logged as the mean over processes (every process holds the same
+        number of sequences)."""
         n = scores.shape[0]
-        response_tokens = float(mask.sum())
         metrics = {
-            "train/score": float(scores.mean()),
-            "train/accuracy": sum(scored.correct) / n,
-            "train/extracted": sum(a is not None for a in scored.answers) / n,
-            "train/kl": float(sequence_kl.mean()),
+            **rollout_metrics(scored, scores, mask, sequence_kl, entropy, rewards, seconds),
             "train/kl_coef": self.kl_controller.value,
-            "train/entropy": float(entropy),
-            "train/response_length": response_tokens / n,
-            "train/shaped_reward": float((rewards * mask).sum(dim=1).mean()),
             "train/iteration": float(self.iterations),
-            "train/response_tokens_per_s": response_tokens / max(seconds, 1e-9),
             **stats,
             **self._advantage_stats,
             **{f"time/{step}": value for step, value in step_seconds.items()},
-            **{f"train/reward_{name}": float(value) for name, value in scored.metrics.items()},
         }
-        self.log(
-            "train/score",
-            metrics.pop("train/score"),
-            prog_bar=True,
-            on_step=True,
-            batch_size=n,
-            sync_dist=True,
-        )
+        score = metrics.pop("train/score")
+        self.log("train/score", score, prog_bar=True, on_step=True, batch_size=n, sync_dist=True)
         self.log_dict(metrics, on_step=True, on_epoch=False, batch_size=n, sync_dist=True)
 
     def policy_and_value_parameters(self) -> tuple[list[torch.nn.Parameter], list[torch.nn.Parameter]]:
@@ -447,12 +398,3 @@ class ReFTModule(LanguageModelStage):
         if "reft_state" in checkpoint:
             self.iterations = checkpoint["reft_state"]["iterations"]
             self.kl_controller.load_state_dict(checkpoint["reft_state"]["kl_controller"])
-
-
-def _freeze_untied_lm_head(value_model: PreTrainedModel) -> PreTrainedModel:
-    """A value model's LM head is never used (only its hidden states feed the value head); an untied
-    head (Llama's) would hold trainable weights without gradients, which DDP refuses, so freeze it."""
-    head, embeddings = value_model.get_output_embeddings(), value_model.get_input_embeddings()
-    if head is not None and head.weight is not embeddings.weight:
-        head.requires_grad_(False)
-    return value_model
