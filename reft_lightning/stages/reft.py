@@ -28,7 +28,7 @@ from reft_lightning.models.loading import resolve_dtype
 from reft_lightning.models.lora import LoRAArgs
 from reft_lightning.models.sharding import FSDPArgs
 from reft_lightning.models.value_head import ValueHead, freeze_untied_lm_head
-from reft_lightning.rewards.base import Reward, RewardOutput, score_completions
+from reft_lightning.rewards.base import Reward, score_completions
 from reft_lightning.rewards.correctness import AnswerReward
 from reft_lightning.rl.advantages import informative_groups
 from reft_lightning.rl.estimators import advantage_estimator
@@ -247,9 +247,8 @@ class ReFTModule(LanguageModelStage):
         sequence_kl = (kl * mask).sum(dim=1)
         self._update_kl_coefficient(sequence_kl)
         self.iterations += 1
-        self._log_iteration(
-            scored, scores, mask, sequence_kl, entropy, rewards, stats, timed.seconds, timed.elapsed()
-        )
+        rollout_stats = rollout_metrics(scored, scores, mask, sequence_kl, entropy, rewards, timed.elapsed())
+        self._log_iteration(rollout_stats, scores.shape[0], stats, timed.seconds)
 
     # ------------------------------------------------------------------ steps 3 and 5
 
@@ -325,24 +324,14 @@ class ReFTModule(LanguageModelStage):
                 module.train(mode)
 
     def _log_iteration(
-        self,
-        scored: RewardOutput,
-        scores: torch.Tensor,
-        mask: torch.Tensor,
-        sequence_kl: torch.Tensor,
-        entropy: torch.Tensor,
-        rewards: torch.Tensor,
-        stats: dict[str, float],
-        step_seconds: dict[str, float],
-        seconds: float,
+        self, rollout: dict[str, float], n: int, stats: dict[str, float], step_seconds: dict[str, float]
     ) -> None:
-        """Per-iteration metrics (:func:`rollout_metrics`, the KL coefficient, the optimisation's
-        ``stats``, the advantage statistics, step timings of :class:`StepTimer` and ``seconds`` for
-        the whole iteration), each logged as the mean over processes (every process holds the same
+        """Per-iteration metrics: the ``rollout``'s (:func:`rollout_metrics` of ``n`` sequences), the
+        KL coefficient, the optimisation's ``stats``, the advantage statistics and the step timings
+        of :class:`StepTimer`, each logged as the mean over processes (every process holds the same
         number of sequences)."""
-        n = scores.shape[0]
         metrics = {
-            **rollout_metrics(scored, scores, mask, sequence_kl, entropy, rewards, seconds),
+            **rollout,
             "train/kl_coef": self.kl_controller.value,
             "train/iteration": float(self.iterations),
             **stats,
