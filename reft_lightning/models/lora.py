@@ -87,8 +87,7 @@ def export_view(
     exported.load_state_dict(state, strict=True)
     if how == "adapter":
         return exported, None
-    merged = exported.merge_and_unload()
-    return merged, merged.state_dict()
+    return exported.get_base_model(), dict(merged_weights(exported))
 
 
 def _unsharded_copy(model: PeftModel) -> PeftModel:
