@@ -84,4 +84,4 @@ class ModelBuilder:
         else:
             with CheckpointTensors(directory) as tensors:
                 fill_sharded(model, tensors, device, source=str(directory))
-        return model.eval() if frozen else model
+        return model
