@@ -17,7 +17,7 @@ import platform
 import statistics
 from pathlib import Path
 
-from runs import last_metric
+from runs import block_means, last_metric, metric_rows, reft_curves
 
 
 def main() -> None:
@@ -44,6 +44,11 @@ def main() -> None:
     controls = {"SFT from the warm-up, same steps and lr": control, "SFT to the end of its schedule": sft}
     for name, value in controls.items():
         print(f"  {name:42}{value:5.1f}%   (ReFT mean {mean - value:+.1f} against it)")
+    print("  Sampled training accuracy of the rollouts, mean of each block of 25 iterations (the dip):")
+    for seed in args.seeds:
+        train, _ = reft_curves(metric_rows(demo / f"reft_seed{seed}"))
+        blocks = block_means([row["train/accuracy"] for row in train])
+        print(f"  {'ReFT seed ' + str(seed):42}" + "  ".join(f"{100 * b:5.1f}%" for b in blocks))
     print(f"  measured on: {cpu_model()}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
     print("  (the SFT result depends on the CPU's float rounding: docs/results/reft_helps.md, section 7)")
 

@@ -65,3 +65,13 @@ def test_dip_statistics_find_the_lowest_ten_iteration_window() -> None:
     short = dip_statistics([0.2, 0.4])
     assert short["first10"] == pytest.approx(0.3) and short["min10"] == pytest.approx(0.3)
     assert short["last10"] != short["last10"]  # NaN
+
+
+def test_block_means_average_consecutive_blocks_within_the_first_iterations() -> None:
+    from bench.runs import block_means
+
+    curve = [0.4] * 25 + [0.6] * 25 + [0.2] * 10 + [0.3] * 10  # 70 iterations: the last block has 20
+    assert block_means(curve) == pytest.approx([0.4, 0.6, 0.25])
+    assert block_means(curve + [0.9] * 40, block=50) == pytest.approx(
+        [0.5, (10 * 0.2 + 10 * 0.3 + 30 * 0.9) / 50]
+    )
