@@ -121,6 +121,7 @@ def train_seed(python: Path, args: argparse.Namespace, questions: Path, seed: in
     command = [
         str(python), str(WORKER), f"--checkpoint={args.checkpoint}", f"--questions={questions}",
         f"--seed={seed}", f"--iterations={args.iterations}", f"--value={args.value}", f"--out={run}",
+        f"--lr={args.lr}", f"--temperature={args.temperature}",
     ]  # fmt: skip
     with (run.parent / f"seed{seed}.log").open("w") as log:
         result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT)
@@ -184,6 +185,10 @@ def main() -> None:
         "--iterations", type=int, default=100, help="PPO iterations per seed (16 questions each)"
     )
     parser.add_argument("--value", choices=["separate", "shared"], default="separate", help="TRL value model")
+    parser.add_argument("--lr", type=float, default=3e-5, help="3e-5: the old demo setting (section 2)")
+    parser.add_argument(
+        "--temperature", type=float, default=1.0, help="rollout temperature (the demo's is now 0.7)"
+    )
     parser.add_argument("--runs", default="runs/bench_trl_control")
     parser.add_argument("--out", default="docs/results/trl_control")
     args = parser.parse_args()
@@ -195,7 +200,8 @@ def main() -> None:
     export_questions(args.checkpoint, questions)
     start_val, start_test = greedy(args.checkpoint, runs / "start")
     lines = [
-        f"TRL, {args.value} value model, {args.iterations} iterations x 16 questions, from"
+        f"TRL, {args.value} value model, lr {args.lr:g}, temperature {args.temperature:g},"
+        f" {args.iterations} iterations x 16 questions, from"
         f" `{args.checkpoint}`: start validation {100 * start_val:.1f}%,"
         f" test {100 * start_test:.1f}% (greedy).",
         "",

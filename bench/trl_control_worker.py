@@ -21,15 +21,16 @@ attention mask is 0, since the EOS id may equal the 0 written over pads), and it
 the rest (the response), checks the N-CoT answer and writes the score at every position, so
 whichever position TRL reads holds it. Each call's scores are kept for the per-iteration CSV.
 
-Settings (those of ``configs/demo/reft_synthetic.yaml``): 16 questions x 1 sample per iteration, 2
-PPO epochs on one minibatch of 16, AdamW lr 3e-5 constant (no warm-up, weight decay 0, betas
-0.9/0.999, eps 1e-8), beta 0.05 with the k1 estimator, ratio clip 0.2, value clip 0.2, vf_coef 5,
-gamma 1, lambda 1, temperature 1, top-k 0, top-p 1, 160 new tokens, stop at EOS, no missing-EOS
-penalty, no reward whitening, advantages whitened, gradient norm clipped to 1.0, fp32, dropout 0,
-CPU, 2 threads. The value model is a copy of the checkpoint as ``AutoModelForSequenceClassification``
-(``num_labels=1``) with its score head zeroed (ours: ``value_init: zeros``); ``--value shared``
-instead puts that head on the policy's own transformer (our configs' default: value head on the
-shared backbone). See ``bench/trl_control.py`` for every remaining difference from our PPO.
+Settings (those of ``configs/demo/reft_synthetic.yaml``): 16 questions x 1 sample per iteration, 2 PPO
+epochs on one minibatch of 16, AdamW lr 3e-5 (``--lr``) constant (no warm-up, weight decay 0, betas
+0.9/0.999, eps 1e-8), beta 0.05 with the k1 estimator, ratio clip 0.2, value clip 0.2, vf_coef 5, gamma
+1, lambda 1, temperature 1 (``--temperature``), top-k 0, top-p 1, 160 new tokens, stop at EOS, no
+missing-EOS penalty, no reward whitening, advantages whitened, gradient norm clipped to 1.0, fp32,
+dropout 0, CPU, 2 threads. The value model is a copy of the checkpoint as
+``AutoModelForSequenceClassification`` (``num_labels=1``) with its score head zeroed (ours:
+``value_init: zeros``); ``--value shared`` instead puts that head on the policy's own transformer (our
+configs' default: value head on the shared backbone). See ``bench/trl_control.py`` for every remaining
+difference from our PPO.
 """
 
 from __future__ import annotations
@@ -228,7 +229,7 @@ def ppo_config(args: argparse.Namespace) -> PPOConfig:
         total_episodes=16 * args.iterations, num_ppo_epochs=2, learning_rate=args.lr,
         lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0,
         kl_coef=args.kl_coef, kl_estimator="k1", cliprange=0.2, cliprange_value=0.2, vf_coef=5.0,
-        gamma=1.0, lam=args.lam, temperature=1.0, response_length=160, stop_token="eos",
+        gamma=1.0, lam=args.lam, temperature=args.temperature, response_length=160, stop_token="eos",
         missing_eos_penalty=None, whiten_rewards=False, local_rollout_forward_batch_size=16,
         num_sample_generations=0, gradient_checkpointing=False, logging_steps=1, save_strategy="no",
         report_to="none", disable_tqdm=True, dataloader_num_workers=0,
@@ -263,6 +264,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--iterations", type=int, default=100)
     parser.add_argument("--lr", type=float, default=3e-5)
+    parser.add_argument("--temperature", type=float, default=1.0, help="rollout sampling temperature")
     parser.add_argument("--kl-coef", type=float, default=0.05)
     parser.add_argument("--lam", type=float, default=1.0)
     parser.add_argument("--value", choices=["separate", "shared"], default="separate")
