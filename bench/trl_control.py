@@ -65,7 +65,7 @@ import sys
 import time
 from pathlib import Path
 
-from runs import evaluate
+from runs import block_means, evaluate
 
 CONFIG = "configs/demo/reft_synthetic.yaml"
 VENV = Path(".venv-trl")
@@ -160,9 +160,11 @@ def seed_row(seed: int, rows: list[dict[str, float]], val: float, test: float, m
     low, at = min_moving_mean(accuracy)
     lowest = f"{100 * low:.1f} (it. {at - 9}-{at})" if at else "-"
     blocks = " | ".join(block_mean(accuracy, a, b) for a, b in WINDOWS)
+    in_blocks = ", ".join(f"{100 * b:.1f}" for b in block_means(accuracy))
     kl = statistics.mean(r["kl"] for r in rows[-10:])
     took = f"{minutes:.1f}" if minutes else "cached"
-    return f"| {seed} | {blocks} | {lowest} | {kl:.2f} | {100 * val:.1f} | {100 * test:.1f} | {took} |"
+    scores = f"{kl:.2f} | {100 * val:.1f} | {100 * test:.1f}"
+    return f"| {seed} | {blocks} | {lowest} | {in_blocks} | {scores} | {took} |"
 
 
 def write_curves(curves: dict[int, list[dict[str, float]]], path: Path) -> None:
@@ -205,9 +207,9 @@ def main() -> None:
         f" `{args.checkpoint}`: start validation {100 * start_val:.1f}%,"
         f" test {100 * start_test:.1f}% (greedy).",
         "",
-        "| seed | sampled acc. % it. 1-10 | 41-50 | 91-100 | min 10-it. mean % (first 100) | KL last 10 it."
-        " | val % | test % | train minutes |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| seed | sampled acc. % it. 1-10 | 41-50 | 91-100 | min 10-it. mean % (first 100)"
+        " | 25-it. block means % | KL last 10 it. | val % | test % | train minutes |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     curves: dict[int, list[dict[str, float]]] = {}
     for seed in args.seeds:
