@@ -12,6 +12,7 @@ from typing import Any
 _EXPORTS = {
     "SFTModule": "reft_lightning.stages.sft",
     "ReFTModule": "reft_lightning.stages.reft",
+    "OnlineSelfTrainingModule": "reft_lightning.stages.self_training",
     "HFExport": "reft_lightning.callbacks",
     "LastCheckpoint": "reft_lightning.checkpoints",
     "MathExample": "reft_lightning.data.example",

@@ -15,7 +15,7 @@ from typing import Literal
 
 import datasets
 import lightning as L
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
@@ -23,11 +23,19 @@ from reft_lightning.data.collate import IGNORE_INDEX, collate_eval, collate_prom
 from reft_lightning.data.example import MathExample
 from reft_lightning.data.fetch import resolve_source
 from reft_lightning.data.formats import CotFormat, CotFormatName
+from reft_lightning.data.predictions import (
+    PAPER_SAMPLES_PER_QUESTION,
+    read_predictions,
+    self_training_examples,
+)
 from reft_lightning.data.sampler import eval_loader, resumable_train_loader
 from reft_lightning.data.tokenize import tokenize_examples
 from reft_lightning.models.loading import load_tokenizer
 
 Split = Literal["train", "val", "test"]
+TrainBatches = Literal["sft", "prompts", "prompts_and_sft"]
+"""What a stage trains on: ``sft`` (prompt + gold target, right-padded), ``prompts`` (left-padded
+questions for rollouts) or ``prompts_and_sft`` (both, row by row: rollouts and the gold chain)."""
 
 
 def hold_out(
@@ -112,9 +120,14 @@ class MathDataModule(L.LightningDataModule):
         tokenizer: tokenizer name or path, the model's (``reft`` sets it from the model when unset).
         train_batches: ``None``: what the stage trains on, which it sets when fitting starts
             (SFT: ``sft``, prompt + target; ReFT: ``prompts``, left-padded questions for
-            rollouts). Set it only to use the data module without a stage (``None`` then gives
-            ``sft``).
+            rollouts; online self-training: ``prompts_and_sft``; see :data:`TrainBatches`). Set it
+            only to use the data module without a stage (``None`` then gives ``sft``).
         predict_split: the split ``reft predict`` answers (``train`` to sample training questions).
+        train_predictions: offline self-training: a prediction file of the training questions
+            (``reft predict`` with ``predict_split: train`` and sampling on); SFT then trains on each
+            gold chain plus up to ``samples_per_question`` distinct correct samples of its question
+            (``data/predictions.py``). ``None``: gold chains only.
+        samples_per_question: the most correct samples kept per question (spec: 10).
     """
 
     def __init__(
@@ -132,12 +145,17 @@ class MathDataModule(L.LightningDataModule):
         num_workers: int = 0,
         cache_dir: str | None = None,
         tokenizer: str | None = None,
-        train_batches: Literal["sft", "prompts"] | None = None,
+        train_batches: TrainBatches | None = None,
         predict_split: Split = "test",
+        train_predictions: str | None = None,
+        samples_per_question: int = PAPER_SAMPLES_PER_QUESTION,
     ) -> None:
         super().__init__()
         self.train_batches = train_batches
         self.predict_split = predict_split
+        if samples_per_question < 0:
+            raise ValueError(f"data.init_args.samples_per_question must be >= 0, got {samples_per_question}")
+        self.train_predictions, self.samples_per_question = train_predictions, samples_per_question
         self.cot_format = CotFormat(cot_format)
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
@@ -212,17 +230,26 @@ class MathDataModule(L.LightningDataModule):
         return max(len(ids) for ids in tokenized["prompt_ids"])
 
     def train_dataloader(self) -> DataLoader:
-        pad_id = self.tokenizer.pad_token_id
-        if self.train_batches == "prompts":  # None (no stage attached): SFT batches
-            examples = self.examples["train"]
+        pad_id, examples = self.tokenizer.pad_token_id, self.examples["train"]
+        if self.train_batches in ("prompts", "prompts_and_sft") and self.train_predictions is not None:
+            raise ValueError(
+                "data.init_args.train_predictions (offline self-training data) is for SFT; this stage "
+                f"trains on {self.train_batches!r} batches of the training questions: remove the key"
+            )
+        if self.train_batches == "prompts":
             columns, collate = (
                 ["prompt_ids", "index"],
                 partial(collate_prompts, pad_id=pad_id, examples=examples),
             )
-        else:
-            _require_gold_chains(self.examples["train"], type(self).__name__)
+            train = self._tokenized["train"]
+        elif self.train_batches == "prompts_and_sft":
+            _require_gold_chains(examples, type(self).__name__)
+            columns = ["prompt_ids", "index", "input_ids", "labels"]
+            collate, train = partial(collate_eval, pad_id=pad_id, examples=examples), self._tokenized["train"]
+        else:  # "sft", or None (no stage attached)
+            _require_gold_chains(examples, type(self).__name__)
             columns, collate = ["input_ids", "labels"], partial(collate_sft, pad_id=pad_id)
-        train = self._tokenized["train"] if self.train_batches == "prompts" else self._supervised_train()
+            train = self._supervised_train()
         return resumable_train_loader(
             train.select_columns(columns),
             self.batch_size,
@@ -240,14 +267,32 @@ class MathDataModule(L.LightningDataModule):
         with one warning naming them; when every example is dropped, that is an error.
         """
         if self._sft_train is None:
-            tokenized = self._tokenized["train"]
+            examples, tokenized = self._supervised_examples()
             unsupervised = [
                 row for row, labels in enumerate(tokenized["labels"]) if labels and labels[-1] == IGNORE_INDEX
             ]
-            _report_unsupervised(self.examples["train"], unsupervised, self.max_length, type(self).__name__)
+            _report_unsupervised(examples, unsupervised, self.max_length, type(self).__name__)
             dropped = set(unsupervised)
             self._sft_train = tokenized.select([row for row in range(len(tokenized)) if row not in dropped])
         return self._sft_train
+
+    def _supervised_examples(self) -> tuple[list[MathExample], datasets.Dataset]:
+        """The SFT training examples and their tokens: the training split, or with
+        ``train_predictions`` the offline self-training data built from it."""
+        train = self.examples["train"]
+        if self.train_predictions is None:
+            return train, self._tokenized["train"]
+        key = "data.init_args.train_predictions"
+        records = read_predictions(self.train_predictions, split="train")
+        examples = self_training_examples(train, records, self.cot_format, self.samples_per_question, key)
+        rank_zero_info(
+            f"{type(self).__name__}: offline self-training on {len(examples)} chains: {len(train)} gold and "
+            f"{len(examples) - len(train)} correct samples from {self.train_predictions}"
+        )
+        tokenized = tokenize_examples(
+            examples, self.tokenizer, self.cot_format, self.max_length, self.max_prompt_length, self.cache_dir
+        )
+        return examples, tokenized
 
     def _eval_loader(self, split: Split) -> DataLoader:
         return eval_loader(

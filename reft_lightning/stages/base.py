@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import lightning as L
 import torch
@@ -15,6 +15,7 @@ from transformers import PreTrainedModel
 
 from reft_lightning.checkpoints.finite import NonFiniteStateError, first_nonfinite, nonfinite_message
 from reft_lightning.data.formats import CotFormat
+from reft_lightning.data.module import TrainBatches
 from reft_lightning.evaluation.sampling import SamplingEvalArgs, sample_and_score
 from reft_lightning.generation import EngineArgs, GenerationArgs, GenerationEngine, build_engine
 from reft_lightning.models.builder import ModelBuilder
@@ -206,7 +207,7 @@ class LanguageModelStage(L.LightningModule):
             f"{max(positions - prompt_tokens, 0)}{shorter}"
         )
 
-    train_batches: ClassVar[Literal["sft", "prompts"]] = "sft"
+    train_batches: ClassVar[TrainBatches] = "sft"
     """The training batches this stage needs from a ``MathDataModule`` (it sets them when fitting)."""
 
     def setup(self, stage: str) -> None:
@@ -243,7 +244,7 @@ class LanguageModelStage(L.LightningModule):
     ) -> tuple[list[dict[str, Any]], dict[str, float]]:
         """Answer every question of a prompt batch greedily (and by sampling, if enabled).
 
-        Returns one JSON-ready record per question: ``id``, ``split``, ``gold``, ``greedy``
+        Returns one JSON-ready record per question: ``id``, ``split``, ``question``, ``gold``, ``greedy``
         (``text``, ``answer``, ``score``, ``correct``) and, with sampling, ``samples`` (a list of
         the same fields) and the question's estimates (``pass@k``, ``voting@k``); and the reward's
         own metrics of the greedy answers.
@@ -253,11 +254,10 @@ class LanguageModelStage(L.LightningModule):
         self.check_room(ids.shape[1], self.eval_generation.max_new_tokens, EVAL_TOKENS_KEY)
         greedy = self.engine.generate(ids, mask, self.eval_generation)
         scored = score_completions(self.reward, greedy.texts, examples)
+        greedy_samples = map(_sample, greedy.texts, scored.answers, scored.scores, scored.correct)
         records = [
-            {"id": e.id, "split": split, "gold": e.answer, "greedy": _sample(text, answer, score, ok)}
-            for e, text, answer, score, ok in zip(
-                examples, greedy.texts, scored.answers, scored.scores, scored.correct
-            )
+            {"id": e.id, "split": split, "question": e.question, "gold": e.answer, "greedy": sample}
+            for e, sample in zip(examples, greedy_samples)
         ]
         if not self.sampling_eval.enabled:
             return records, scored.metrics

@@ -73,3 +73,12 @@ def build_optimizer(
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, total_steps, args))
     return optimizer, scheduler
+
+
+def lightning_optimizers(
+    parameters: Iterable[torch.nn.Parameter] | list[dict[str, Any]], args: OptimizerArgs, total_steps: int
+) -> dict[str, Any]:
+    """:func:`build_optimizer`'s pair as ``configure_optimizers`` returns it (the schedule steps with
+    every optimizer step)."""
+    optimizer, scheduler = build_optimizer(parameters, args, total_steps)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

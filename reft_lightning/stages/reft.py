@@ -36,7 +36,7 @@ from reft_lightning.rl.kl import AdaptiveKLController, FixedKLController, KLCont
 from reft_lightning.rl.logprobs import masked_entropy, token_logprobs
 from reft_lightning.rl.shaping import shape_rewards
 from reft_lightning.stages.base import MODEL_KEY, LanguageModelStage, as_args
-from reft_lightning.stages.optim import OptimizerArgs, build_optimizer
+from reft_lightning.stages.optim import OptimizerArgs, lightning_optimizers
 from reft_lightning.stages.ppo_args import PPOArgs
 from reft_lightning.stages.ppo_step import Rollout, optimise_rollout
 from reft_lightning.stages.reft_advantages import estimate_advantages
@@ -363,8 +363,7 @@ class ReFTModule(LanguageModelStage):
         policy, value = self.policy_and_value_parameters()
         value_lr = self.optimizer_args.lr if self.value_lr is None else self.value_lr
         groups = [{"params": policy}, {"params": value, "lr": value_lr}]
-        optimizer, scheduler = build_optimizer(groups, self.optimizer_args, total)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return lightning_optimizers(groups, self.optimizer_args, total)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """The frozen reference is left out of checkpoints (rebuilt from ``model`` / ``reference``),

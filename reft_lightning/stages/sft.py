@@ -19,7 +19,7 @@ from reft_lightning.models.sharding import FSDPArgs
 from reft_lightning.rewards.base import Reward
 from reft_lightning.rewards.correctness import AnswerReward
 from reft_lightning.stages.base import LanguageModelStage, as_args
-from reft_lightning.stages.optim import OptimizerArgs, build_optimizer
+from reft_lightning.stages.optim import OptimizerArgs, lightning_optimizers
 
 
 class SFTModule(LanguageModelStage):
@@ -83,9 +83,7 @@ class SFTModule(LanguageModelStage):
         return loss
 
     def configure_optimizers(self) -> dict[str, Any]:
-        optimizer, scheduler = build_optimizer(
-            [p for p in self.model.parameters() if p.requires_grad],
-            self.optimizer_args,
-            int(self.trainer.estimated_stepping_batches),
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        return lightning_optimizers(
+            trainable, self.optimizer_args, int(self.trainer.estimated_stepping_batches)
         )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
