@@ -13,6 +13,7 @@ _EXPORTS = {
     "SFTModule": "reft_lightning.stages.sft",
     "ReFTModule": "reft_lightning.stages.reft",
     "OnlineSelfTrainingModule": "reft_lightning.stages.self_training",
+    "RewardModelModule": "reft_lightning.stages.reward_model",
     "HFExport": "reft_lightning.callbacks",
     "LastCheckpoint": "reft_lightning.checkpoints",
     "MathExample": "reft_lightning.data.example",

@@ -9,8 +9,8 @@ Rich's live progress bar shows metrics on a terminal but leaves nothing readable
 - when fitting ends: the best checkpoint and its monitored value, the last checkpoint, the Hugging
   Face exports and the run directory.
 
-Metrics that are fractions (``accuracy``, ``extracted``, ``pass@k``, ``voting@k``) print as
-percentages with one decimal; other metrics with four significant digits.
+Metrics that are fractions (``accuracy``, ``extracted``, ``pass@k``, ``voting@k``, ``rerank@k``, ...)
+print as percentages with one decimal; other metrics with four significant digits.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from reft_lightning.callbacks import HFExport
 from reft_lightning.checkpoints import LastCheckpoint
 
-FRACTION_METRICS = ("accuracy", "extracted", "pass@", "voting@")
+FRACTION_METRICS = ("accuracy", "extracted", "pass@", "voting@", "rerank", "oracle", "sample_accuracy")
 """Metric names (after the ``split/`` prefix) starting with these are fractions, printed as %."""
 
 

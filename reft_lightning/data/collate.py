@@ -37,7 +37,7 @@ class BatchExamples:
         return self._examples[row]
 
 
-def _pad(rows: Sequence[Sequence[int]], value: int, left: bool) -> torch.Tensor:
+def pad_rows(rows: Sequence[Sequence[int]], value: int, left: bool) -> torch.Tensor:
     """``[len(rows), longest]`` int64, each row padded with ``value`` on the left or the right."""
     if not rows:
         return torch.zeros((0, 0), dtype=torch.long)
@@ -54,9 +54,9 @@ def collate_sft(features: Sequence[dict[str, Any]], pad_id: int) -> dict[str, to
     """
     ids = [f["input_ids"] for f in features]
     return {
-        "input_ids": _pad(ids, pad_id, left=False),
-        "attention_mask": _pad([[1] * len(r) for r in ids], 0, left=False),
-        "labels": _pad([f["labels"] for f in features], IGNORE_INDEX, left=False),
+        "input_ids": pad_rows(ids, pad_id, left=False),
+        "attention_mask": pad_rows([[1] * len(r) for r in ids], 0, left=False),
+        "labels": pad_rows([f["labels"] for f in features], IGNORE_INDEX, left=False),
     }
 
 
@@ -71,8 +71,8 @@ def collate_prompts(
     """
     prompts = [f["prompt_ids"] for f in features]
     return {
-        "prompt_ids": _pad(prompts, pad_id, left=True),
-        "prompt_mask": _pad([[1] * len(r) for r in prompts], 0, left=True),
+        "prompt_ids": pad_rows(prompts, pad_id, left=True),
+        "prompt_mask": pad_rows([[1] * len(r) for r in prompts], 0, left=True),
         "examples": BatchExamples([examples[f["index"]] for f in features]),
     }
 

@@ -6,12 +6,10 @@ from functools import partial
 from itertools import chain
 
 import datasets
-import lightning as L
 from torch.utils.data import DataLoader
-from transformers import PreTrainedTokenizerBase
 
 from reft_lightning.data.collate import collate_sft
-from reft_lightning.data.module import named_tokenizer
+from reft_lightning.data.module import TokenizingDataModule
 from reft_lightning.data.sampler import resumable_train_loader
 from reft_lightning.data.synthetic import Difficulty, arithmetic_chain_corpus
 
@@ -27,7 +25,7 @@ def pack_blocks(token_lists: list[list[int]], eos_id: int, block_size: int) -> d
     return datasets.Dataset.from_dict({"input_ids": blocks, "labels": blocks})
 
 
-class ArithmeticCorpusDataModule(L.LightningDataModule):
+class ArithmeticCorpusDataModule(TokenizingDataModule):
     """Equation-only documents (no word problems) for pre-training a tiny base model.
 
     Args:
@@ -58,15 +56,7 @@ class ArithmeticCorpusDataModule(L.LightningDataModule):
         self.difficulty = difficulty or Difficulty()
         self.shuffle_seed = shuffle_seed
         self.tokenizer_name = tokenizer
-        self._tokenizer: PreTrainedTokenizerBase | None = None
         self._blocks: dict[str, datasets.Dataset] = {}
-
-    @property
-    def tokenizer(self) -> PreTrainedTokenizerBase:
-        """The tokenizer named by ``tokenizer``, loaded once."""
-        if self._tokenizer is None:
-            self._tokenizer = named_tokenizer(self.tokenizer_name)
-        return self._tokenizer
 
     def setup(self, stage: str | None = None) -> None:
         if self._blocks:

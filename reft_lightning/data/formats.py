@@ -61,3 +61,9 @@ def target_text(example: MathExample, cot_format: CotFormat) -> str:
     if CotFormat(cot_format) is CotFormat.NCOT:
         return cot + NCOT_ANSWER_SUFFIX.format(answer=example.answer)
     return cot
+
+
+def reward_model_text(example: MathExample, completion: str, cot_format: CotFormat) -> str:
+    """What a reward model reads (spec: ``"Question:\\n{q}\\nAnswer reasoning:\\n{completion}"``): the
+    generation prompt (with the P-CoT program header) followed by the sampled completion."""
+    return prompt_text(example, cot_format, for_generation=True) + completion

@@ -99,7 +99,22 @@ def named_tokenizer(name: str | None) -> PreTrainedTokenizerBase:
     return load_tokenizer(name, "data.init_args.tokenizer")
 
 
-class MathDataModule(L.LightningDataModule):
+class TokenizingDataModule(L.LightningDataModule):
+    """A data module that tokenises with the tokenizer named ``tokenizer_name`` (the
+    ``data.init_args.tokenizer`` key, which ``reft`` fills in from the model), loaded once on first use."""
+
+    tokenizer_name: str | None = None
+    _tokenizer: PreTrainedTokenizerBase | None = None
+
+    @property
+    def tokenizer(self) -> PreTrainedTokenizerBase:
+        """The tokenizer named by ``tokenizer``, loaded once."""
+        if self._tokenizer is None:
+            self._tokenizer = named_tokenizer(self.tokenizer_name)
+        return self._tokenizer
+
+
+class MathDataModule(TokenizingDataModule):
     """Base of every dataset module. Subclasses implement :meth:`load_splits` only.
 
     Args:
@@ -171,7 +186,6 @@ class MathDataModule(L.LightningDataModule):
         self.tokenizer_name = tokenizer
         self.examples: dict[str, list[MathExample]] = {}
         self._tokenized: dict[str, datasets.Dataset] = {}
-        self._tokenizer: PreTrainedTokenizerBase | None = None
         self._sft_train: datasets.Dataset | None = None
 
     @abstractmethod
@@ -189,13 +203,6 @@ class MathDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         """Download URL sources (and check local ones), on one process per node before any ``setup``."""
         self.local_sources()
-
-    @property
-    def tokenizer(self) -> PreTrainedTokenizerBase:
-        """The tokenizer named by ``tokenizer``, loaded once."""
-        if self._tokenizer is None:
-            self._tokenizer = named_tokenizer(self.tokenizer_name)
-        return self._tokenizer
 
     def setup(self, stage: str | None = None) -> None:
         if self.examples:

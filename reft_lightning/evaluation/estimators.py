@@ -1,4 +1,5 @@
-"""Sampling-based accuracy estimators: unbiased pass@k and majority voting over extracted answers.
+"""Sampling-based accuracy estimators: unbiased pass@k, majority voting over extracted answers, and
+reward-model reranking.
 
 Pure Python (no tensors, no model): the per-question quantities that
 :mod:`reft_lightning.evaluation.metrics` averages over questions and processes.
@@ -69,3 +70,12 @@ def majority_vote(answers: Sequence[Answer], tolerance: float = NUMERIC_TOLERANC
     """
     winner = majority_vote_index(answers, tolerance)
     return None if winner is None else answers[winner]
+
+
+def rerank_index(scores: Sequence[float], k: int | None = None) -> int:
+    """Index of the sample a reward model picks among the first ``k`` (``None``: all) of one question's
+    samples: the highest score (P(correct)); ties go to the earliest sample. Requires a sample."""
+    considered = list(scores if k is None else scores[:k])
+    if not considered:
+        raise ValueError("reranking needs at least one sample")
+    return considered.index(max(considered))

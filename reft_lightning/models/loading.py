@@ -15,7 +15,13 @@ from typing import Any
 
 import torch
 from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 """Names accepted for ``dtype`` in configs."""
@@ -86,6 +92,22 @@ def load_causal_lm(
     """
     require_local_model(name_or_path, key)
     return AutoModelForCausalLM.from_pretrained(name_or_path, dtype=resolve_dtype(dtype), **kwargs)
+
+
+def load_sequence_classifier(
+    name_or_path: str, pad_token_id: int, dtype: str = "float32", *, key: str = "model", num_labels: int = 2
+) -> PreTrainedModel:
+    """Load a sequence classifier (transformers' ``AutoModelForSequenceClassification``): the backbone of
+    ``name_or_path`` (a causal LM export: its LM head is dropped, a new ``num_labels`` head is added) or
+    a saved classifier. It scores each row from the hidden state of its last token that is not
+    ``pad_token_id``, which is set in the model's config (right-padded rows then read their own end).
+    """
+    require_local_model(name_or_path, key)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        name_or_path, dtype=resolve_dtype(dtype), num_labels=num_labels
+    )
+    model.config.pad_token_id = pad_token_id
+    return model
 
 
 def weights_from_lightning_checkpoint(path: str, prefix: str = "model.") -> dict[str, torch.Tensor]:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from typing import Any, ClassVar, TypeVar
 
-import lightning as L
 import torch
 from jsonargparse import lazy_instance
 from torchmetrics import MeanMetric
@@ -21,9 +19,10 @@ from reft_lightning.generation import EngineArgs, GenerationArgs, GenerationEngi
 from reft_lightning.models.builder import ModelBuilder
 from reft_lightning.models.loading import load_tokenizer, weights_from_lightning_checkpoint
 from reft_lightning.models.lora import LoRAArgs, add_adapters
-from reft_lightning.models.sharding import FSDPArgs, whole
+from reft_lightning.models.sharding import FSDPArgs
 from reft_lightning.rewards.base import Reward, check_reward_format, score_completions
 from reft_lightning.rewards.correctness import AnswerReward
+from reft_lightning.stages.guarded import GuardedOptimizerSteps
 from reft_lightning.stages.numeric_guard import NonFiniteGuard
 from reft_lightning.stages.rng import (
     gather_rng_states,
@@ -44,7 +43,7 @@ def as_args(cls: type[ArgsT], value: ArgsT | dict[str, Any]) -> ArgsT:
     return cls(**value) if isinstance(value, dict) else value
 
 
-class LanguageModelStage(L.LightningModule):
+class LanguageModelStage(GuardedOptimizerSteps):
     """Base of the stage modules: a causal LM, its tokenizer, and evaluation by generation.
 
     Validation and test batches with prompts are answered greedily and scored by ``reward``;
@@ -327,33 +326,6 @@ class LanguageModelStage(L.LightningModule):
         """
         if self.trainer.global_rank > 0:
             seed_process_streams(torch.initial_seed() + self.trainer.global_rank)
-
-    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        """Automatic optimisation (SFT): guard the step Lightning is about to take, after the
-        gradients are synchronised and before they are clipped. Stages that optimise manually call
-        :meth:`guard_optimizer_step` with the norm their clipping computed (no second pass)."""
-        if not self.automatic_optimization:
-            return
-        parameters = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-        grad_norm = torch.nn.utils.get_total_norm([p.grad for p in parameters]) if parameters else 0.0
-        self.guard_optimizer_step(grad_norm, parameters)
-
-    def guard_optimizer_step(
-        self, grad_norm: torch.Tensor | float, parameters: list[torch.nn.Parameter]
-    ) -> None:
-        """Skip the coming optimizer step if the gradient norm is not finite (:class:`NonFiniteGuard`)
-        on any process, and log the skips.
-
-        The processes agree (one all-reduce of a flag), so a step is skipped everywhere when only
-        one process's gradient shard holds the ``nan``. Under a float16 gradient scaler, which skips
-        such steps itself, the skip is only counted.
-        """
-        norm = whole(grad_norm).item() if isinstance(grad_norm, torch.Tensor) else grad_norm
-        if not self.trainer.strategy.reduce_boolean_decision(math.isfinite(norm), all=True):
-            norm = norm if not math.isfinite(norm) else math.nan
-        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
-        self.nonfinite_guard.allow_step(norm, parameters, self.trainer.global_step, clear=scaler is None)
-        self.log("train/skipped_updates", float(self.nonfinite_guard.skipped))
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Add each process's RNG states and the skip counts; refuse to save a non-finite tensor.

@@ -1,9 +1,10 @@
 """Optimizer steps with a non-finite gradient are skipped, counted, and stop the run when they persist.
 
-Both stages ask :meth:`NonFiniteGuard.allow_step` with the total gradient norm just before
-``optimizer.step()``, through ``LanguageModelStage.guard_optimizer_step`` (which makes the processes
-agree): SFT from ``on_before_optimizer_step`` (after gradients are synchronised, before clipping),
-ReFT in every PPO minibatch with the norm its clipping computed.
+The stages ask :meth:`NonFiniteGuard.allow_step` with the total gradient norm just before
+``optimizer.step()``, through ``GuardedOptimizerSteps.guard_optimizer_step`` (``stages/guarded.py``,
+which makes the processes agree): stages that optimise automatically from
+``on_before_optimizer_step`` (after gradients are synchronised, before clipping), ReFT in every PPO
+minibatch with the norm its clipping computed.
 """
 
 from __future__ import annotations

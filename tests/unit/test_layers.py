@@ -17,12 +17,14 @@ ALLOWED: dict[str, set[str]] = {
     "sandbox": set(),
     "checkpoints": {"models"},
     "generation": {"models"},
-    "rewards": {"data", "sandbox"},
+    "rewards": {"data", "models", "sandbox"},
     "evaluation": {"data", "models", "rewards", "rl", "generation"},
     "stages": {"data", "models", "rewards", "rl", "generation", "evaluation", "checkpoints"},
+    "report": set(),
 }
 """Package -> the packages of ``reft_lightning`` it may import besides itself (data loads tokenizers
-through models; models never read data; checkpoints builds models to export them); top-level modules
+through models; models never read data; checkpoints builds models to export them; a learned reward
+loads its classifier through models; report reads CSV logs only); top-level modules
 (``cli``, ``callbacks``, ``tiny``, ``__init__``) may import anything."""
 
 
