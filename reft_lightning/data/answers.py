@@ -7,6 +7,7 @@ never raises on it.
 from __future__ import annotations
 
 import math
+import re
 
 NCOT_TRIGGER = "Therefore, the answer is:"
 """The N-CoT answer trigger; the answer is the text after its last occurrence."""
@@ -52,3 +53,15 @@ def normalize_choice(text: str | None) -> str | None:
         return None
     cleaned = text.lower().replace('"', "").replace("'", "").strip()
     return cleaned or None
+
+
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+
+
+def last_number(text: str) -> float | None:
+    """The last number written in ``text`` (``"so 8 + 52 = 60 marbles."`` -> ``60.0``), or ``None``."""
+    for match in reversed(_NUMBER.findall(text)):
+        value = parse_number(match)
+        if value is not None:
+            return value
+    return None

@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from reft_lightning.data.example import MathExample
+from reft_lightning.data.formats import CotFormat
 from reft_lightning.data.module import MathDataModule
 from reft_lightning.data.sources import read_examples, read_hf_dataset, read_records
-from reft_lightning.data.synthetic import Difficulty, generate_problems
+from reft_lightning.data.synthetic import Difficulty, as_multiple_choice, generate_problems
 
 REFT_DATA = "https://raw.githubusercontent.com/lqtrung1998/mwp_ReFT/main/data/"
 """The ReFT paper's processed files (train files carry GPT-3.5 N-CoT / P-CoT annotations)."""
@@ -154,6 +155,9 @@ class SyntheticDataModule(MathDataModule):
         num_train / num_val / num_test: problems per split, all distinct (drawn from one pool).
         seed: generator seed; the same seed gives the same problems.
         difficulty: generator knobs (steps, number range, operations).
+        multiple_choice: ask each problem as MathQA-style multiple choice (five numeric options,
+            the answer a letter; N-CoT only; ``synthetic.as_multiple_choice``); score it with
+            ``ChoiceReward``.
         **kwargs: see :class:`MathDataModule`.
     """
 
@@ -164,16 +168,22 @@ class SyntheticDataModule(MathDataModule):
         num_test: int = 500,
         seed: int = 0,
         difficulty: Difficulty | None = None,
+        multiple_choice: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if multiple_choice and self.cot_format is not CotFormat.NCOT:
+            raise ValueError("data.init_args.multiple_choice: true needs data.init_args.cot_format: ncot")
         self.counts = (num_train, num_val, num_test)
         self.seed = seed
         self.difficulty = difficulty or Difficulty()
+        self.multiple_choice = multiple_choice
 
     def load_splits(self) -> dict[str, list[MathExample]]:
         num_train, num_val, _ = self.counts
         pool = generate_problems(sum(self.counts), self.seed, self.cot_format, self.difficulty)
+        if self.multiple_choice:
+            pool = as_multiple_choice(pool, self.seed)
         return {
             "train": pool[:num_train],
             "val": pool[num_train : num_train + num_val],

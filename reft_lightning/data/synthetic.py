@@ -203,6 +203,26 @@ def generate_problems(
     return examples
 
 
+def as_multiple_choice(examples: Sequence[MathExample], seed: int) -> list[MathExample]:
+    """The problems as MathQA-style multiple choice: five numeric options (the answer and four
+    distinct distractors within 10 of it, shuffled) written as the question's last line
+    (``a ) 38 , b ) 41 , ...``), the answer a letter. Chains are unchanged, so a gold N-CoT chain
+    still reasons to the right option's number, which the reward-hacking monitor checks."""
+    rng = random.Random(seed)
+    out = []
+    for example in examples:
+        gold = int(example.answer)
+        offsets = rng.sample([d for d in range(-10, 11) if d != 0 and gold + d >= 0], 4)
+        options = [str(gold + d) for d in offsets] + [example.answer]
+        rng.shuffle(options)
+        line = " , ".join(f"{letter} ) {option}" for letter, option in zip("abcde", options))
+        letter = "abcde"[options.index(example.answer)]
+        out.append(
+            MathExample(example.id, f"{example.question}\n{line}", letter, example.cot, tuple(options))
+        )
+    return out
+
+
 def arithmetic_chain_corpus(count: int, seed: int, difficulty: Difficulty | None = None) -> list[str]:
     """``count`` documents of chained equations only, e.g. ``"23 + 19 = 42. 42 - 5 = 37. 3 * 4 = 12."``.
 

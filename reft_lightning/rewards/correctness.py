@@ -13,12 +13,14 @@ from reft_lightning.data.answers import (
     NCOT_TRIGGER,
     NUMERIC_TOLERANCE,
     extract_after_trigger,
+    last_number,
     normalize_choice,
     numbers_match,
     parse_number,
 )
 from reft_lightning.data.example import MathExample
 from reft_lightning.data.formats import pcot_header
+from reft_lightning.data.sources_choices import CHOICE_LETTERS
 from reft_lightning.rewards.base import Answer, OutcomeScores, Reward, RewardOutput, check_lengths
 from reft_lightning.sandbox import ExecutionResult, ProgramExecutor
 
@@ -180,6 +182,13 @@ class ChoiceReward(Reward):
         program: run completions as P-CoT programs with this reward's sandbox.
 
     Scores N-CoT completions without ``program``, P-CoT completions with it (:meth:`scores_format`).
+
+    Reward-hacking monitor (paper, section 4.4: a policy can learn to pick the right letter without
+    the reasoning that leads to it). For N-CoT samples of examples with options, ``metrics`` holds
+    ``guessed_fraction`` (of all samples) and ``guessed_of_correct`` (of the correct ones): the
+    samples whose letter is right while the last number of their reasoning (the text before the
+    trigger) is not the chosen option's number, or there is none. Options that are not a number
+    ("none of these") are never counted as guessed.
     """
 
     cot_formats = frozenset({"ncot", "pcot"})
@@ -212,7 +221,32 @@ class ChoiceReward(Reward):
             answers = [normalize_choice(r.value) if isinstance(r.value, str) else None for r in results]
         correct = [a is not None and a == normalize_choice(e.answer) for a, e in zip(answers, examples)]
         scores = [max(self.minimum, self.outcome.score(a, c)) for a, c in zip(answers, correct)]
-        return RewardOutput(scores=scores, answers=answers, correct=correct)
+        metrics = {}
+        if self.program is None and any(e.choices for e in examples):
+            guessed = sum(
+                ok and self._unsupported(text, example)
+                for text, example, ok in zip(completions, examples, correct)
+            )
+            metrics = {
+                "guessed_fraction": guessed / len(completions),
+                "guessed_of_correct": guessed / max(sum(correct), 1),
+            }
+        return RewardOutput(scores=scores, answers=answers, correct=correct, metrics=metrics)
+
+    def _unsupported(self, completion: str, example: MathExample) -> bool:
+        """Whether a completion that chose ``example``'s right letter reasons to another number (or
+        none); ``False`` when that option is not a number."""
+        letters = list(CHOICE_LETTERS)
+        letter = normalize_choice(example.answer)
+        index = letters.index(letter) if letter in letters else len(letters)
+        if index >= len(example.choices or ()):
+            return False
+        option = parse_number(example.choices[index])
+        if option is None:
+            return False
+        position = completion.rfind(self.trigger)
+        reasoned = last_number(completion[:position] if position >= 0 else completion)
+        return not numbers_match(reasoned, option, NUMERIC_TOLERANCE)
 
     def close(self) -> None:
         if self.program is not None:

@@ -84,6 +84,25 @@ def test_choice_reward_official_minimum_gives_every_sample_at_least_a_tenth() ->
     assert ChoiceReward(minimum=0.1)(completions, [CHOICE] * 3).scores == [1.0, 0.1, 0.1]
 
 
+def test_choice_reward_counts_right_letters_whose_reasoning_reaches_another_number() -> None:
+    options = ("38", "27.675", "30", "data inadequate", "none of these")
+    mcq = MathExample(id="m_1", question="q\na ) 38 , b ) 27.675 , ...", answer="b", choices=options)
+    not_numeric = MathExample(id="m_2", question="q\n...", answer="d", choices=options)
+    completions = [
+        "so 20 + 7.675 = 27.675\nTherefore, the answer is: b",  # right letter, reasoned to it
+        "so 20 + 7.68 = 27.68\nTherefore, the answer is: b",  # within the 1e-2 tolerance: reasoned
+        "so 20 + 18 = 38\nTherefore, the answer is: b",  # right letter, reasoning says option a: guessed
+        "no arithmetic at all\nTherefore, the answer is: b",  # right letter, no number: guessed
+        "so 20 + 18 = 38\nTherefore, the answer is: a",  # wrong letter: not counted
+        "so 1 + 1 = 2\nTherefore, the answer is: d",  # right letter, option is not a number: not counted
+    ]
+    output = ChoiceReward()(completions, [mcq] * 5 + [not_numeric])
+    assert output.correct == [True, True, True, True, False, True]
+    assert math.isclose(output.metrics["guessed_fraction"], 2 / 6)
+    assert math.isclose(output.metrics["guessed_of_correct"], 2 / 5)
+    assert ChoiceReward()(["Therefore, the answer is: 7"], [NUMERIC]).metrics == {}  # no options: no monitor
+
+
 def test_choice_reward_runs_programs_when_given_a_program_reward(program_reward: ProgramReward) -> None:
     output = ChoiceReward(program=program_reward)(["    return 'b'", "    return 'c'"], [CHOICE] * 2)
     assert output.correct == [True, False] and output.scores == [1.0, 0.0]
