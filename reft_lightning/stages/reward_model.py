@@ -19,7 +19,7 @@ from transformers import PreTrainedModel
 
 from reft_lightning.evaluation.estimators import rerank_index
 from reft_lightning.models.loading import load_sequence_classifier, load_tokenizer
-from reft_lightning.stages.base import MODEL_KEY
+from reft_lightning.stages.base import MODEL_KEY, as_args
 from reft_lightning.stages.guarded import GuardedOptimizerSteps
 from reft_lightning.stages.numeric_guard import NonFiniteGuard
 from reft_lightning.stages.optim import OptimizerArgs, lightning_optimizers
@@ -65,12 +65,11 @@ class RewardModelModule(GuardedOptimizerSteps):
         self.model_name, self.dtype_name = model, dtype
         key = MODEL_KEY.format("tokenizer" if tokenizer else "model")
         self.tokenizer = load_tokenizer(tokenizer or model, key)
-        self.optimizer_args = OptimizerArgs(**optimizer) if isinstance(optimizer, dict) else optimizer
+        self.optimizer_args = as_args(OptimizerArgs, optimizer)
         self.rerank_k = tuple(rerank_k)
         self.nonfinite_guard = NonFiniteGuard(max_nonfinite_steps)
         self.model: PreTrainedModel | None = None
         """The classifier; built by :meth:`configure_model`."""
-        self.lora = None  # HFExport exports adapters only for LoRA stages; this one has none
         names = ["loss", "sample_accuracy", "rerank", "oracle", *(f"rerank@{k}" for k in self.rerank_k)]
         self.eval_metrics = torch.nn.ModuleDict(
             {
