@@ -38,9 +38,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from runs import last_metric
-
 from reft_lightning.data.predictions import read_predictions
+from runs import last_metric
 
 SFT = "configs/demo/sft_synthetic.yaml"
 ONLINE = "configs/demo/online_self_training_synthetic.yaml"
@@ -109,7 +108,12 @@ def train(method: str, seed: int, root: Path, samples_train: Path, args: argpars
         f"--trainer.default_root_dir={root}",
         f"--model.init_args.model={args.warmup}",
     ]
-    steps = [f"--trainer.max_steps={args.steps}", "--trainer.max_epochs=1000", CONTROL_OPTIMIZER]
+    steps = [
+        f"--trainer.max_steps={args.steps}",
+        "--trainer.max_epochs=1000",
+        CONTROL_OPTIMIZER,
+        f"--trainer.val_check_interval={args.steps // 2}",
+    ]  # validated twice, as ReFT
     if method == "sft":
         return reft_command("fit", f"--config={SFT}", *seeded, *steps)
     if method == "offline":
