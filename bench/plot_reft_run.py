@@ -24,9 +24,6 @@ def main() -> None:
     args = parser.parse_args()
 
     plt = pyplot()
-    if plt is None:
-        raise SystemExit(1)
-
     train, val = reft_curves(metric_rows(args.run))
     window = max(1, args.smooth)
 

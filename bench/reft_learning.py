@@ -86,8 +86,6 @@ def main() -> None:
 
 def _plot(curves: list[tuple[int, list[dict[str, float]], list[tuple[int, float]]]], path: Path) -> None:
     plt = pyplot()
-    if plt is None:
-        return
     figure, axes = plt.subplots(1, 3, figsize=(14, 4))
     for seed, train, val in curves:
         iterations = range(1, len(train) + 1)

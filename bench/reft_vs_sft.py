@@ -187,8 +187,6 @@ def plot(
 ) -> None:
     """Validation accuracy, training score and KL of the ReFT runs against training minutes."""
     plt = pyplot()
-    if plt is None:
-        return
     figure, axes = plt.subplots(1, 4, figsize=(19, 4))
     for seed, s in sfts.items():
         axes[0].plot(range(1, len(s["val"]) + 1), s["val"], marker=".", label=f"SFT seed {seed}")

@@ -1,17 +1,20 @@
 """Helpers shared by the bench scripts: run ``reft`` as a subprocess and read a run's CSV log.
 
 A run is a ``trainer.default_root_dir``; its metrics are in ``csv/version_*/metrics.csv`` (the
-newest version is read). Nothing here imports torch, so the bench drivers stay light processes.
+newest version is read: a bench reruns into the same directory), read by the package's
+``reft_lightning.report.metrics`` (rows of floats, the empty cells left out). Nothing here imports
+torch, so the bench drivers stay light processes.
 """
 
 from __future__ import annotations
 
-import csv
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+
+from reft_lightning.report.metrics import MetricRow, metric_files, read_metrics, training_minutes
 
 TRAIN_KEYS = ("train/score", "train/accuracy", "train/kl")
 OOD_TEST = "--data.init_args.difficulty={min_steps: 4, max_steps: 4}"
@@ -27,38 +30,32 @@ def reft(*args: str) -> None:
         raise SystemExit(f"failed: {' '.join(command)}\n{result.stderr[-3000:]}")
 
 
-def metric_rows(run: Path) -> list[dict[str, str]]:
-    """Rows of the newest CSV log of ``run`` (one per logging call; empty strings for absent keys)."""
-    files = sorted(run.glob("csv/version_*/metrics.csv"), key=lambda f: int(f.parent.name.split("_")[1]))
-    if not files:
-        raise SystemExit(f"no CSV log under {run}/csv")
-    with files[-1].open() as handle:
-        return list(csv.DictReader(handle))
+def metric_rows(run: Path) -> list[MetricRow]:
+    """Rows of the newest CSV log of ``run`` (one per logging call; the keys it left empty absent)."""
+    return read_metrics(metric_files(run)[-1])
 
 
 def last_metric(run: Path, key: str) -> float:
     """The last logged value of ``key`` in ``run``."""
-    values = [row[key] for row in metric_rows(run) if row.get(key)]
+    values = [row[key] for row in metric_rows(run) if key in row]
     if not values:
         raise SystemExit(f"{key} was never logged in {run}")
-    return float(values[-1])
+    return values[-1]
 
 
-def reft_curves(rows: list[dict[str, str]]) -> tuple[list[dict[str, float]], list[tuple[int, float]]]:
+def reft_curves(rows: list[MetricRow]) -> tuple[list[dict[str, float]], list[tuple[int, float]]]:
     """Per-iteration train metrics of a ReFT run, and (iterations done, val accuracy) per validation.
 
-    Each train entry has ``TRAIN_KEYS`` and ``minutes``: training time so far (the sum of the six
-    step timings ``time/*``, so validation time is not counted).
+    Each train entry has ``TRAIN_KEYS`` and ``minutes``: training time so far (the step timings
+    ``time/*`` summed, ``training_minutes``, so validation time is not counted).
     """
     train: list[dict[str, float]] = []
     val: list[tuple[int, float]] = []
-    minutes = 0.0
-    for row in rows:
-        if row.get("train/score"):
-            minutes += sum(float(v) for k, v in row.items() if k.startswith("time/") and v) / 60
-            train.append({**{k: float(row[k]) for k in TRAIN_KEYS}, "minutes": minutes})
-        if row.get("val/accuracy"):
-            val.append((len(train), float(row["val/accuracy"])))
+    for row, minutes in zip(rows, training_minutes(rows)):
+        if "train/score" in row:
+            train.append({**{k: row[k] for k in TRAIN_KEYS}, "minutes": minutes})
+        if "val/accuracy" in row:
+            val.append((len(train), row["val/accuracy"]))
     return train, val
 
 
@@ -87,9 +84,9 @@ def block_means(accuracy: list[float], block: int = 25, within: int = 100) -> li
     return [statistics.mean(head[i : i + block]) for i in range(0, len(head), block)]
 
 
-def epoch_curve(rows: list[dict[str, str]]) -> list[float]:
+def epoch_curve(rows: list[MetricRow]) -> list[float]:
     """Validation accuracy after each epoch of an SFT run, in order."""
-    return [float(row["val/accuracy"]) for row in rows if row.get("val/accuracy")]
+    return [row["val/accuracy"] for row in rows if "val/accuracy" in row]
 
 
 def evaluate(config: str, model: str, run: Path, stage: str, *extra: str) -> float:
@@ -104,14 +101,11 @@ def evaluate(config: str, model: str, run: Path, stage: str, *extra: str) -> flo
     return last_metric(run, "val/accuracy" if stage == "validate" else "test/accuracy")
 
 
-def pyplot() -> ModuleType | None:
-    """``matplotlib.pyplot`` with the file-only Agg backend, or ``None`` (and a hint) if not installed."""
-    try:
-        import matplotlib
+def pyplot() -> ModuleType:
+    """``matplotlib.pyplot`` with the file-only Agg backend (matplotlib is a dependency of the package)."""
+    import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib not installed: no plot (pip install -e '.[bench]')")
-        return None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     return plt

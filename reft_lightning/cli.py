@@ -32,7 +32,8 @@ DESCRIPTION = (
     "reft: ReFT (Luong et al., 2024) and SFT of language models for math reasoning, on Lightning. "
     "`reft fit --config configs/reft_gsm8k.yaml` trains; validate / test / predict evaluate; "
     "`--print_config` shows every value; `--ckpt_path last` resumes; `reft export CKPT OUT` writes a "
-    "checkpoint's model as a Hugging Face directory (`reft export --help`). Docs: docs/quickstart.md."
+    "checkpoint's model as a Hugging Face directory (`reft export --help`); `reft report RUN_DIR ...` "
+    "writes a Markdown page of runs' curves and figures (`reft report --help`). Docs: docs/quickstart.md."
 )
 """What ``reft --help`` says the command is."""
 PRINT_CONFIG = "--print_config"
@@ -196,14 +197,22 @@ class ReftCLI(LightningCLI):
 
 EXPORT = "export"
 """The subcommand handled by ``checkpoints/export.py`` instead of LightningCLI."""
+REPORT = "report"
+"""The subcommand handled by ``report/command.py`` instead of LightningCLI."""
 
 
 def main(args: list[str] | None = None) -> None:
     """Entry point of the ``reft`` console script: ``reft export ...`` goes to
-    :func:`reft_lightning.checkpoints.export.main`, everything else to LightningCLI."""
+    :func:`reft_lightning.checkpoints.export.main`, ``reft report ...`` to
+    :func:`reft_lightning.report.command.main`, everything else to LightningCLI."""
     argv = sys.argv[1:] if args is None else args
     if argv and argv[0] == EXPORT:
         export_main(list(argv[1:]))
+        return
+    if argv and argv[0] == REPORT:
+        from reft_lightning.report.command import main as report_main  # matplotlib only when reporting
+
+        report_main(list(argv[1:]))
         return
     ReftCLI(
         model_class=L.LightningModule,

@@ -47,7 +47,9 @@ def test_reft_curves_count_iterations_and_training_minutes(tmp_path: Path) -> No
 
 def test_epoch_curve_and_missing_metric(tmp_path: Path) -> None:
     _write_log(
-        tmp_path, 0, [{"step": 9, "val/accuracy": 0.3}, {"step": 9, "train/score": 1}, {"val/accuracy": 0.6}]
+        tmp_path,
+        0,
+        [{"step": 9, "val/accuracy": 0.3}, {"step": 9, "train/score": 1}, {"step": 19, "val/accuracy": 0.6}],
     )
     assert epoch_curve(metric_rows(tmp_path)) == [0.3, 0.6]
     with pytest.raises(SystemExit, match="test/accuracy was never logged"):
