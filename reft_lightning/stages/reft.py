@@ -23,7 +23,7 @@ from transformers import PreTrainedModel
 from reft_lightning.evaluation.sampling import SamplingEvalArgs
 from reft_lightning.generation import EngineArgs, GenerationArgs, SamplingArgs
 from reft_lightning.models.builder import ModelBuilder
-from reft_lightning.models.forward import response_forward
+from reft_lightning.models.forward import response_forward, response_hidden
 from reft_lightning.models.loading import resolve_dtype
 from reft_lightning.models.lora import LoRAArgs
 from reft_lightning.models.sharding import FSDPArgs
@@ -282,7 +282,7 @@ class ReFTModule(LanguageModelStage):
         if self.value_head is None:  # no critic: values are never used
             return logp, torch.zeros_like(logp), logits
         if self.value_model is not None:
-            _, hidden = response_forward(self.value_model, sequences, attention, length)
+            hidden = response_hidden(self.value_model, sequences, attention, length)
         elif detach_value_input:
             hidden = hidden.detach()
         return logp, self.value_head(hidden), logits
