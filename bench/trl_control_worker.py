@@ -8,8 +8,10 @@ by ``bench/trl_control.py``; by hand:
         --questions runs/bench_trl_control/questions.jsonl --seed 0 --iterations 100 \
         --out runs/bench_trl_control/seed0
 
-Writes ``<out>/iterations.csv`` (one row per PPO iteration) and ``<out>/policy`` (the final
-policy and tokenizer, ``save_pretrained``, loadable by ``reft validate|test``).
+Writes ``<out>/iterations.csv`` (one row per PPO iteration, with its wall-clock ``seconds`` and
+``response_tokens``) and ``<out>/policy`` (the final policy and tokenizer, ``save_pretrained``,
+loadable by ``reft validate|test``; not with ``--no-save``). ``--batch-size`` and
+``--response-length`` change the workload (``bench/ppo_vs_trl.py`` times it).
 
 The reward model trick. TRL scores a rollout with ``get_reward(model, query_responses, pad_id,
 context_length)``: it calls ``getattr(model, model.base_model_prefix)(input_ids=..., attention_mask=...,
@@ -39,6 +41,7 @@ import argparse
 import csv
 import json
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -114,12 +117,15 @@ class AnswerScore(nn.Module):
         self.gold_by_prompt = gold_by_prompt
         self.prompt_lengths = sorted({len(p) for p in gold_by_prompt}, reverse=True)
         self.history: list[Tensor] = []
+        self.response_tokens: list[int] = []
+        """Response tokens (EOS included) of each scored batch."""
 
     def row_score(self, ids: list[int]) -> float:
         """Score of one unpadded prompt + response row, its question found by its prompt prefix."""
         for length in self.prompt_lengths:
             gold = self.gold_by_prompt.get(tuple(ids[:length]))
             if gold is not None:
+                self.response_tokens[-1] += len(ids) - length
                 response = self.tokenizer.decode(ids[length:], skip_special_tokens=True)
                 return answer_score(response, gold)
         raise KeyError("a rollout's prompt is not one of the exported questions")
@@ -127,6 +133,7 @@ class AnswerScore(nn.Module):
     def forward(self, hidden: Tensor) -> Tensor:
         """Scores broadcast over the sequence; the batch's scores are appended to ``history``."""
         rows = [[int(t) for t in row if t >= 0] for row in hidden.squeeze(-1).tolist()]
+        self.response_tokens.append(0)
         scores = torch.tensor([self.row_score(row) for row in rows], dtype=torch.float32)
         self.history.append(scores)
         return scores.view(-1, 1, 1).expand(hidden.shape[0], hidden.shape[1], 1).contiguous()
@@ -173,6 +180,11 @@ class IterationRecorder(TrainerCallback):
         self.score = score
         self.optimizer = optimizer
         self.rows: list[dict[str, float]] = []
+        self.clock = time.perf_counter()
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+        """Start the clock of the first iteration."""
+        self.clock = time.perf_counter()
 
     def on_log(
         self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **_: Any
@@ -181,7 +193,11 @@ class IterationRecorder(TrainerCallback):
         if not logs or "objective/scores" not in logs:
             return
         scores = self.score.history[-1]
-        row = {"iteration": len(self.rows) + 1, "accuracy": float((scores == 1.0).float().mean())}
+        now = time.perf_counter()
+        row = {"iteration": len(self.rows) + 1, "seconds": now - self.clock}
+        row["response_tokens"] = self.score.response_tokens[-1]
+        row["accuracy"] = float((scores == 1.0).float().mean())
+        self.clock = now
         row["score"] = float(scores.mean())
         row["trl_score"] = logs["objective/scores"]
         row.update({name: logs[key] for key, name in LOGGED.items() if key in logs})
@@ -225,12 +241,13 @@ def ppo_config(args: argparse.Namespace) -> PPOConfig:
     """TRL's config with the demo's settings (see the module docstring)."""
     return PPOConfig(
         output_dir=str(args.out / "trl"), seed=args.seed, use_cpu=True, bf16=False, fp16=False,
-        per_device_train_batch_size=16, gradient_accumulation_steps=1, num_mini_batches=1,
-        total_episodes=16 * args.iterations, num_ppo_epochs=2, learning_rate=args.lr,
+        per_device_train_batch_size=args.batch_size, gradient_accumulation_steps=1, num_mini_batches=1,
+        total_episodes=args.batch_size * args.iterations, num_ppo_epochs=2, learning_rate=args.lr,
         lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0,
         kl_coef=args.kl_coef, kl_estimator="k1", cliprange=0.2, cliprange_value=0.2, vf_coef=5.0,
-        gamma=1.0, lam=args.lam, temperature=args.temperature, response_length=160, stop_token="eos",
-        missing_eos_penalty=None, whiten_rewards=False, local_rollout_forward_batch_size=16,
+        gamma=1.0, lam=args.lam, temperature=args.temperature, response_length=args.response_length,
+        stop_token="eos", missing_eos_penalty=None, whiten_rewards=False,
+        local_rollout_forward_batch_size=args.batch_size,
         num_sample_generations=0, gradient_checkpointing=False, logging_steps=1, save_strategy="no",
         report_to="none", disable_tqdm=True, dataloader_num_workers=0,
     )  # fmt: skip
@@ -269,6 +286,11 @@ def main() -> None:
     parser.add_argument("--lam", type=float, default=1.0)
     parser.add_argument("--value", choices=["separate", "shared"], default="separate")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--batch-size", type=int, default=16, help="questions per iteration (one sample each)"
+    )
+    parser.add_argument("--response-length", type=int, default=160, help="most new tokens per rollout")
+    parser.add_argument("--no-save", action="store_true", help="skip writing the final policy")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -295,6 +317,8 @@ def main() -> None:
     trainer.train()
 
     write_csv(recorder.rows, args.out / "iterations.csv")
+    if args.no_save:
+        return
     trained = trainer.accelerator.unwrap_model(trainer.model).policy
     trained.save_pretrained(args.out / "policy")
     tokenizer.save_pretrained(args.out / "policy")
