@@ -37,6 +37,7 @@ class RewardModelModule(GuardedOptimizerSteps):
     label against the sample's, over samples), ``rerank`` (over all of a question's samples),
     ``rerank@k`` for each ``k`` in ``rerank_k``, and ``oracle`` (a question with any correct
     sample: the ceiling of reranking). Means over questions (or samples) of all processes.
+    Runs on one process or under DDP; the classifier is not sharded (no FSDP2 support yet).
 
     Args:
         model: the SFT export the classifier starts from (its LM head is replaced by a new 2-label head).
