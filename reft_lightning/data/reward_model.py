@@ -24,6 +24,8 @@ from reft_lightning.data.sampler import eval_loader, resumable_train_loader
 
 SPLIT_KEYS = {"train": "train_predictions", "val": "val_predictions", "test": "test_predictions"}
 """The config field (``data.init_args.*``) of each split's prediction file."""
+STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}
+"""The splits each Lightning stage reads (a file named for another split is not opened)."""
 
 
 def labelled_samples(
@@ -115,10 +117,12 @@ class RewardModelDataModule(TokenizingDataModule):
         self.splits: dict[str, datasets.Dataset] = {}
 
     def setup(self, stage: str | None = None) -> None:
-        """Read and tokenise every given split once: training as one row per sample, evaluation as
-        one row per question."""
+        """Read and tokenise, once, the given splits that ``stage`` uses (``fit``: train and val;
+        ``validate``: val; ``test``: test; ``None``: all): training as one row per sample,
+        evaluation as one row per question."""
+        wanted = STAGE_SPLITS.get(stage or "", tuple(self.files))
         for split, path in self.files.items():
-            if path is None or split in self.splits:
+            if path is None or split in self.splits or split not in wanted:
                 continue
             key = SPLIT_KEYS[split]
             questions = labelled_samples(read_predictions(path), self.cot_format, key)

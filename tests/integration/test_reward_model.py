@@ -190,3 +190,14 @@ def test_a_trained_reward_model_scores_reft_rollouts(
         accuracy, extracted = float(row["train/accuracy"]), float(row["train/extracted"])
         assert abs(float(row["train/score"]) - (accuracy + 0.1 * (extracted - accuracy))) > 1e-3
         assert 0.0 < float(row["train/score"]) < 1.0
+
+
+def test_each_stage_reads_only_its_own_prediction_files(tiny_model_dir: Path, tmp_path: Path) -> None:
+    test_file = _prediction_file(tmp_path / "test.jsonl", "test", 3, seed=4)
+    absent = str(tmp_path / "absent.jsonl")
+    data = RewardModelDataModule(train_predictions=absent, val_predictions=absent,
+                                 test_predictions=str(test_file), tokenizer=str(tiny_model_dir))  # fmt: skip
+    data.setup("test")  # the train and val files are not needed, so not opened
+    assert len(data.test_dataloader().dataset) == 3
+    with pytest.raises(FileNotFoundError, match=r"absent\.jsonl"):
+        data.setup("fit")
