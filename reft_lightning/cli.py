@@ -38,6 +38,8 @@ DESCRIPTION = (
 """What ``reft --help`` says the command is."""
 PRINT_CONFIG = "--print_config"
 """Prints the config a run would use (the project's defaults applied) and exits."""
+DEFAULT_REWARD = "reft_lightning.rewards.AnswerReward"
+"""The reward of a stage whose config names none."""
 DEFAULT_ROOT_DIR = "runs/default"
 """Run directory when the config gives no ``trainer.default_root_dir``."""
 
@@ -119,6 +121,16 @@ def _share_tokenizer(model: Namespace, data: Namespace) -> None:
     data_args.tokenizer = model_args.get("tokenizer") or model_args.get("model")
 
 
+def _fill_reward(model: Namespace) -> None:
+    """A stage's ``reward: null`` (its signature's default) becomes the ``AnswerReward`` it stands
+    for, so the printed config names it. (The default is not an instance in the signature because
+    jsonargparse would carry that instance's arguments over to another reward class given later,
+    e.g. AnswerReward's ``partial: 0.1`` to a ``ChoiceReward``, whose own default is 0.0.)"""
+    args = model.get("init_args")
+    if args is not None and "reward" in args and args.reward is None:
+        args.reward = Namespace(class_path=DEFAULT_REWARD)
+
+
 def _stream_predictions(config: Namespace, callbacks: list[Namespace]) -> None:
     """``reft predict``: write records to JSONL as they come (``PredictionWriter``), keep none in memory."""
     if not any(_is(c, "PredictionWriter") for c in callbacks):
@@ -188,6 +200,7 @@ class ReftCLI(LightningCLI):
             _add_last_checkpoint(trainer, callbacks)
         _add_atomic_checkpoint_io(trainer)
         _share_tokenizer(config.model, config.data)
+        _fill_reward(config.model)
         if subcommand == "predict":
             _stream_predictions(config, callbacks)
         trainer.callbacks = callbacks

@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from jsonargparse import lazy_instance
 
 from reft_lightning.data.example import MathExample
 from reft_lightning.data.formats import CotFormat, CotFormatName, reward_model_text
@@ -35,7 +34,7 @@ class RewardModelReward(Reward):
         cot_format: the format of the completions (the classifier reads P-CoT ones after the
             program header, as it was trained); only data of this format is accepted.
         checker: extracts the answers and decides correctness for the logs (its scores are unused):
-            ``AnswerReward`` for N-CoT, ``ProgramReward`` for P-CoT.
+            ``None``: ``AnswerReward`` (N-CoT); ``ProgramReward`` for P-CoT.
         device: where the classifier runs (``cpu``, ``cuda``, ``cuda:1``); it is not trained.
         dtype: its weight dtype.
         batch_size: completions per forward pass.
@@ -46,7 +45,7 @@ class RewardModelReward(Reward):
         self,
         model: str,
         cot_format: CotFormatName = "ncot",
-        checker: Reward = lazy_instance(AnswerReward),
+        checker: Reward | None = None,
         device: str = "cpu",
         dtype: str = "float32",
         batch_size: int = 32,
@@ -55,7 +54,7 @@ class RewardModelReward(Reward):
         if batch_size < 1 or max_length < 1:
             raise ValueError(f"{KEY.format('batch_size')} and max_length must be >= 1")
         self.cot_format = CotFormat(cot_format)
-        self.checker = checker
+        self.checker = checker if checker is not None else AnswerReward()
         self.tokenizer = load_tokenizer(model, KEY.format("model"))
         self.classifier = load_sequence_classifier(
             model, self.tokenizer.pad_token_id, dtype, key=KEY.format("model")

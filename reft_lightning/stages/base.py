@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, TypeVar
 
 import torch
-from jsonargparse import lazy_instance
 from torchmetrics import MeanMetric
 from transformers import PreTrainedModel
 
@@ -57,7 +56,9 @@ class LanguageModelStage(GuardedOptimizerSteps):
         model: hub name or local path of a causal LM (an SFT export, or a tiny offline model).
         tokenizer: hub name or path of its tokenizer; ``None`` uses ``model``.
         dtype: weight dtype: ``float32``, ``bfloat16`` or ``float16``.
-        reward: scores completions in evaluation; default ``AnswerReward`` (N-CoT numbers).
+        reward: scores completions in evaluation; ``None``: ``AnswerReward`` (N-CoT numbers), which
+            the ``reft`` command writes into the config (``cli.py``: a default instance's arguments
+            would otherwise be carried over to another reward class named in YAML).
         eval_generation: decoding for evaluation (greedy by default).
         gradient_checkpointing: trade compute for activation memory.
         init_checkpoint: a Lightning checkpoint of a stage (e.g. an SFT run's ``best-*.ckpt``) whose
@@ -77,7 +78,7 @@ class LanguageModelStage(GuardedOptimizerSteps):
         model: str,
         tokenizer: str | None = None,
         dtype: str = "float32",
-        reward: Reward = lazy_instance(AnswerReward),
+        reward: Reward | None = None,
         eval_generation: GenerationArgs = GenerationArgs(),
         gradient_checkpointing: bool = False,
         init_checkpoint: str | None = None,
@@ -105,7 +106,7 @@ class LanguageModelStage(GuardedOptimizerSteps):
         self.engine_stale = True
         """Whether the policy's weights may have changed since the engine last had them: set when
         the policy is built, loaded from a checkpoint or stepped by SFT; :meth:`sync_engine` clears it."""
-        self.reward = reward
+        self.reward = reward if reward is not None else AnswerReward()
         self.eval_generation = eval_generation
         self.sampling_eval = sampling_eval
         self.fsdp = as_args(FSDPArgs, fsdp)

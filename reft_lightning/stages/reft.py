@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from typing import Any, Literal
 
 import torch
-from jsonargparse import lazy_instance
 from torch.distributed.fsdp import fully_shard
 from transformers import PreTrainedModel
 
@@ -29,7 +28,6 @@ from reft_lightning.models.lora import LoRAArgs
 from reft_lightning.models.sharding import FSDPArgs
 from reft_lightning.models.value_head import ValueHead, freeze_untied_lm_head
 from reft_lightning.rewards.base import Reward, score_completions
-from reft_lightning.rewards.correctness import AnswerReward
 from reft_lightning.rl.advantages import informative_groups
 from reft_lightning.rl.estimators import advantage_estimator
 from reft_lightning.rl.kl import AdaptiveKLController, FixedKLController, KLController, kl_estimate
@@ -108,7 +106,7 @@ class ReFTModule(LanguageModelStage):
         rollout: SamplingArgs = SamplingArgs(),
         optimizer: OptimizerArgs = REFT_OPTIMIZER,
         value_lr: float | None = None,
-        reward: Reward = lazy_instance(AnswerReward),
+        reward: Reward | None = None,
         eval_generation: GenerationArgs = GenerationArgs(),
         gradient_checkpointing: bool = False,
         init_checkpoint: str | None = None,

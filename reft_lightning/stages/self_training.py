@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from jsonargparse import lazy_instance
 
 from reft_lightning.evaluation.sampling import SamplingEvalArgs
 from reft_lightning.generation import EngineArgs, GenerationArgs, SamplingArgs
@@ -24,7 +23,6 @@ from reft_lightning.models.forward import response_forward
 from reft_lightning.models.lora import LoRAArgs
 from reft_lightning.models.sharding import FSDPArgs
 from reft_lightning.rewards.base import Reward, score_completions
-from reft_lightning.rewards.correctness import AnswerReward
 from reft_lightning.rl.logprobs import token_logprobs
 from reft_lightning.stages.base import MODEL_KEY, LanguageModelStage, as_args
 from reft_lightning.stages.optim import OptimizerArgs, lightning_optimizers
@@ -74,7 +72,7 @@ class OnlineSelfTrainingModule(LanguageModelStage):
         sample_weight: float = PAPER_SAMPLE_WEIGHT,
         rollout: SamplingArgs = SamplingArgs(),
         optimizer: OptimizerArgs = REFT_OPTIMIZER,
-        reward: Reward = lazy_instance(AnswerReward),
+        reward: Reward | None = None,
         eval_generation: GenerationArgs = GenerationArgs(),
         gradient_checkpointing: bool = False,
         init_checkpoint: str | None = None,

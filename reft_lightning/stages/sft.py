@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from jsonargparse import lazy_instance
 
 from reft_lightning.data.collate import IGNORE_INDEX
 from reft_lightning.evaluation.sampling import SamplingEvalArgs
@@ -17,7 +16,6 @@ from reft_lightning.generation import EngineArgs, GenerationArgs
 from reft_lightning.models.lora import LoRAArgs
 from reft_lightning.models.sharding import FSDPArgs
 from reft_lightning.rewards.base import Reward
-from reft_lightning.rewards.correctness import AnswerReward
 from reft_lightning.stages.base import LanguageModelStage, as_args
 from reft_lightning.stages.optim import OptimizerArgs, lightning_optimizers
 
@@ -50,7 +48,7 @@ class SFTModule(LanguageModelStage):
         tokenizer: str | None = None,
         dtype: str = "float32",
         optimizer: OptimizerArgs = OptimizerArgs(),
-        reward: Reward = lazy_instance(AnswerReward),
+        reward: Reward | None = None,
         eval_generation: GenerationArgs = GenerationArgs(),
         gradient_checkpointing: bool = False,
         init_checkpoint: str | None = None,
