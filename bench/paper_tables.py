@@ -39,6 +39,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from reft_lightning.data.predictions import read_predictions
+
 from runs import last_metric
 
 SFT = "configs/demo/sft_synthetic.yaml"

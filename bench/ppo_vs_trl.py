@@ -34,9 +34,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from trl_control import WORKER, ensure_venv, export_questions
-
 from reft_lightning.report.metrics import metric_files, read_metrics
+
+from trl_control import WORKER, ensure_venv, export_questions
 
 CONFIG = "configs/demo/reft_synthetic.yaml"
 SIDES = ("reft_lightning", "TRL 1.12.0", "reft_lightning, shared value head")
