@@ -1,4 +1,5 @@
-"""Batching: right-padded SFT batches and left-padded prompt batches for generation.
+"""Batching: right-padded SFT batches, left-padded prompt batches for generation, and labelled sample
+rows for the reward model.
 
 Every tensor is ``int64`` and 2-D ``[B, T]`` unless stated. Features are dicts of token-id lists as
 produced by ``data/tokenize.py``.
@@ -84,4 +85,30 @@ def collate_eval(
     batch = collate_prompts(features, pad_id, examples)
     if all(f["input_ids"] for f in features):
         batch.update(collate_sft(features, pad_id))
+    return batch
+
+
+def collate_labelled(features: list[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad sample rows: ``input_ids`` / ``attention_mask`` ``[S, T]``, ``labels`` ``[S]``.
+
+    A feature is one sample (training) or one question's samples (evaluation, ``input_ids`` a list
+    of rows); evaluation batches also get ``question`` ``[S]`` (the row's question within the batch)
+    and ``position`` ``[S]`` (its place among that question's samples, for rerank@k).
+    """
+    grouped = isinstance(features[0]["labels"], list)
+    rows, labels, question, position = [], [], [], []
+    for index, feature in enumerate(features):
+        ids = feature["input_ids"] if grouped else [feature["input_ids"]]
+        rows += ids
+        labels += feature["labels"] if grouped else [feature["labels"]]
+        question += [index] * len(ids)
+        position += list(range(len(ids)))
+    batch = {
+        "input_ids": pad_rows(rows, pad_id, left=False),
+        "attention_mask": pad_rows([[1] * len(row) for row in rows], 0, left=False),
+        "labels": torch.tensor(labels, dtype=torch.long),
+    }
+    if grouped:
+        batch["question"] = torch.tensor(question, dtype=torch.long)
+        batch["position"] = torch.tensor(position, dtype=torch.long)
     return batch

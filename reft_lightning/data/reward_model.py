@@ -15,7 +15,7 @@ import datasets
 import torch
 from torch.utils.data import DataLoader
 
-from reft_lightning.data.collate import pad_rows
+from reft_lightning.data.collate import collate_labelled
 from reft_lightning.data.example import MathExample
 from reft_lightning.data.formats import CotFormat, CotFormatName, reward_model_text
 from reft_lightning.data.module import TokenizingDataModule
@@ -48,32 +48,6 @@ def labelled_samples(
         texts = [reward_model_text(example, sample.text, cot_format) for sample in record.samples]
         questions.append((texts, [int(sample.correct) for sample in record.samples]))
     return questions
-
-
-def collate_labelled(features: list[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-pad sample rows: ``input_ids`` / ``attention_mask`` ``[S, T]``, ``labels`` ``[S]``.
-
-    A feature is one sample (training) or one question's samples (evaluation, ``input_ids`` a list
-    of rows); evaluation batches also get ``question`` ``[S]`` (the row's question within the batch)
-    and ``position`` ``[S]`` (its place among that question's samples, for rerank@k).
-    """
-    grouped = isinstance(features[0]["labels"], list)
-    rows, labels, question, position = [], [], [], []
-    for index, feature in enumerate(features):
-        ids = feature["input_ids"] if grouped else [feature["input_ids"]]
-        rows += ids
-        labels += feature["labels"] if grouped else [feature["labels"]]
-        question += [index] * len(ids)
-        position += list(range(len(ids)))
-    batch = {
-        "input_ids": pad_rows(rows, pad_id, left=False),
-        "attention_mask": pad_rows([[1] * len(row) for row in rows], 0, left=False),
-        "labels": torch.tensor(labels, dtype=torch.long),
-    }
-    if grouped:
-        batch["question"] = torch.tensor(question, dtype=torch.long)
-        batch["position"] = torch.tensor(position, dtype=torch.long)
-    return batch
 
 
 class RewardModelDataModule(TokenizingDataModule):

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import torch
 
+from reft_lightning.data.collate import collate_labelled
 from reft_lightning.data.example import MathExample
 from reft_lightning.data.formats import CotFormat, CotFormatName, reward_model_text
 from reft_lightning.models.loading import load_sequence_classifier, load_tokenizer
@@ -73,11 +74,10 @@ class RewardModelReward(Reward):
         pad = self.tokenizer.pad_token_id
         out: list[float] = []
         for start in range(0, len(texts), self.batch_size):
-            rows = [ids[-self.max_length :] for ids in self.tokenizer(
-                texts[start : start + self.batch_size], add_special_tokens=False)["input_ids"]]  # fmt: skip
-            width = max(len(row) for row in rows)
-            ids = torch.tensor([row + [pad] * (width - len(row)) for row in rows], device=device)
-            mask = torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in rows], device=device)
+            encoded = self.tokenizer(texts[start : start + self.batch_size], add_special_tokens=False)
+            rows = [{"input_ids": ids[-self.max_length :], "labels": 0} for ids in encoded["input_ids"]]
+            batch = collate_labelled(rows, pad)
+            ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
             logits = self.classifier(input_ids=ids, attention_mask=mask).logits.float()
             out += logits.softmax(dim=-1)[:, CORRECT_LABEL].tolist()
         return out
