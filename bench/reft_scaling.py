@@ -1,0 +1,64 @@
+"""How one ReFT iteration's time grows with the work: seconds per iteration against response length
+(at a fixed rollout batch) and against rollout batch (at a fixed length), with the time per
+response token, so that growth worse than linear in tokens shows as a rising last column.
+
+The workload of ``bench/ppo_vs_trl.py`` (its ``ours`` run: a random ``micro`` GPT-2, a separate value
+model, 2 PPO epochs over one minibatch, fp32, ``--threads`` threads), one fresh process per point:
+
+    python bench/reft_scaling.py --runs runs/reft_scaling --out docs/results/reft_scaling.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+from ppo_vs_trl import ours
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--lengths", type=int, nargs="+", default=[32, 64, 128, 256])
+    parser.add_argument("--batches", type=int, nargs="+", default=[16, 64, 256])
+    parser.add_argument("--fixed-batch", type=int, default=64)
+    parser.add_argument("--fixed-length", type=int, default=64)
+    parser.add_argument("--iterations", type=int, default=4)
+    parser.add_argument("--skip", type=int, default=1, help="first iterations of each run left out")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--runs", type=Path, default=Path("runs/reft_scaling"))
+    parser.add_argument("--out", type=Path, default=Path("docs/results/reft_scaling.md"))
+    args = parser.parse_args()
+    model = args.runs / "model"
+    if not (model / "config.json").exists():
+        subprocess.run([sys.executable, "-m", "reft_lightning.tiny", f"--out={model}", "--size=micro",
+                        "--data=synthetic"], check=True)  # fmt: skip
+    points = [(args.fixed_batch, length) for length in args.lengths]
+    points += [(batch, args.fixed_length) for batch in args.batches if batch != args.fixed_batch]
+    lines = [
+        f"One ReFT iteration (separate value model, 2 PPO epochs, fp32, {args.threads} thread(s)); median "
+        f"of {args.iterations - args.skip} iterations after the first {args.skip}.",
+        "",
+        "| rollouts | new tokens (at most) | response tokens | s / iteration | ms per response token |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for batch, length in points:
+        point = argparse.Namespace(
+            batch=batch, tokens=length, iterations=args.iterations, threads=args.threads
+        )
+        measured = ours(model, args.runs / f"b{batch}_t{length}", point, shared=False)
+        seconds = statistics.median(measured.seconds[args.skip :])
+        tokens = statistics.median(measured.tokens[args.skip :])
+        lines.append(f"| {batch} | {length} | {tokens:.0f} | {seconds:.2f} | {1000 * seconds / tokens:.2f} |")
+        print(lines[-1], flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
