@@ -35,6 +35,8 @@ MODEL_KEY = "model.init_args.{}"
 """How errors name a stage argument in the config: ``MODEL_KEY.format("tokenizer")``."""
 EVAL_TOKENS_KEY = MODEL_KEY.format("eval_generation.max_new_tokens")
 """How errors name evaluation's token budget."""
+ROLLOUT_TOKENS_KEY = MODEL_KEY.format("rollout.max_new_tokens")
+"""How errors name the rollouts' token budget (ReFT, online self-training)."""
 
 
 def as_args(cls: type[ArgsT], value: ArgsT | dict[str, Any]) -> ArgsT:
@@ -173,10 +175,15 @@ class LanguageModelStage(GuardedOptimizerSteps):
 
     def generation_budgets(self) -> dict[str, tuple[int, tuple[str, ...]]]:
         """``{config key: (max_new_tokens, splits whose prompts it continues)}`` of each generation
-        this stage runs: evaluation answers validation, test and the predict split."""
+        this stage runs: evaluation answers validation, test and the predict split; a stage with
+        ``rollout_args`` (ReFT, online self-training) also continues the training questions."""
         datamodule = self._trainer.datamodule if self._trainer is not None else None
         splits = ("val", "test", getattr(datamodule, "predict_split", "test"))
-        return {EVAL_TOKENS_KEY: (self.eval_generation.max_new_tokens, splits)}
+        budgets = {EVAL_TOKENS_KEY: (self.eval_generation.max_new_tokens, splits)}
+        rollout = getattr(self, "rollout_args", None)  # stages that sample from the training questions
+        if rollout is not None:
+            budgets[ROLLOUT_TOKENS_KEY] = (rollout.max_new_tokens, ("train",))
+        return budgets
 
     def check_generation_room(self) -> None:
         """Refuse, before any batch, a ``max_new_tokens`` that with the longest prompt of the splits it

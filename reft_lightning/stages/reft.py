@@ -33,7 +33,7 @@ from reft_lightning.rl.estimators import advantage_estimator
 from reft_lightning.rl.kl import AdaptiveKLController, FixedKLController, KLController, kl_estimate
 from reft_lightning.rl.logprobs import masked_entropy, token_logprobs
 from reft_lightning.rl.shaping import shape_rewards
-from reft_lightning.stages.base import MODEL_KEY, LanguageModelStage, as_args
+from reft_lightning.stages.base import MODEL_KEY, ROLLOUT_TOKENS_KEY, LanguageModelStage, as_args
 from reft_lightning.stages.optim import OptimizerArgs, lightning_optimizers
 from reft_lightning.stages.ppo_args import PPOArgs
 from reft_lightning.stages.ppo_step import Rollout, optimise_rollout
@@ -45,8 +45,6 @@ REFT_OPTIMIZER = OptimizerArgs(lr=3e-7, schedule="constant", warmup_ratio=0.0)
 """The spec's ReFT optimizer: AdamW at a constant 3e-7 (3e-6 for 125M-parameter models), no warm-up."""
 REFERENCE_PREFIX = "reference."
 """State-dict prefix of the frozen reference model, which checkpoints leave out (it is reloadable)."""
-ROLLOUT_TOKENS_KEY = MODEL_KEY.format("rollout.max_new_tokens")
-"""How errors name the rollouts' token budget."""
 
 
 class ReFTModule(LanguageModelStage):
@@ -191,11 +189,6 @@ class ReFTModule(LanguageModelStage):
             self.value_head = ValueHead(hidden_size, self.value_dropout, self.value_init)
             if builder.mesh is not None:  # float32 weights and compute, whatever fsdp.param_dtype
                 fully_shard(self.value_head, mesh=builder.mesh)
-
-    def generation_budgets(self) -> dict[str, tuple[int, tuple[str, ...]]]:
-        """Evaluation's (base class), and rollouts, which continue the training questions."""
-        rollout = (self.rollout_args.max_new_tokens, ("train",))
-        return {**super().generation_budgets(), ROLLOUT_TOKENS_KEY: rollout}
 
     # ------------------------------------------------------------------ the PPO iteration
 

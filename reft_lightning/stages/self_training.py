@@ -24,9 +24,9 @@ from reft_lightning.models.lora import LoRAArgs
 from reft_lightning.models.sharding import FSDPArgs
 from reft_lightning.rewards.base import Reward, score_completions
 from reft_lightning.rl.logprobs import token_logprobs
-from reft_lightning.stages.base import MODEL_KEY, LanguageModelStage, as_args
+from reft_lightning.stages.base import MODEL_KEY, ROLLOUT_TOKENS_KEY, LanguageModelStage, as_args
 from reft_lightning.stages.optim import OptimizerArgs, lightning_optimizers
-from reft_lightning.stages.reft import REFT_OPTIMIZER, ROLLOUT_TOKENS_KEY
+from reft_lightning.stages.reft import REFT_OPTIMIZER
 
 PAPER_SAMPLE_WEIGHT = 0.5
 """Weight of the samples' cross-entropy; the gold chains' gets the rest (spec: 0.5 and 0.5)."""
@@ -93,11 +93,6 @@ class OnlineSelfTrainingModule(LanguageModelStage):
         self.num_samples, self.sample_weight = num_samples, sample_weight
         self.rollout_args = as_args(SamplingArgs, rollout)
         self.optimizer_args = as_args(OptimizerArgs, optimizer)
-
-    def generation_budgets(self) -> dict[str, tuple[int, tuple[str, ...]]]:
-        """Evaluation's (base class), and rollouts, which continue the training questions."""
-        rollout = (self.rollout_args.max_new_tokens, ("train",))
-        return {**super().generation_budgets(), ROLLOUT_TOKENS_KEY: rollout}
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         k = self.num_samples
