@@ -27,6 +27,12 @@ class Completions:
     """[B, R] 1 on generated tokens up to and including the first EOS, 0 after."""
     texts: list[str]
     """Decoded completions without special tokens, one per prompt."""
+    logprobs: torch.Tensor | None = None
+    """[B, R] float32 log-prob of each generated token under the sampling distribution (logits /
+    temperature), 0 where ``response_mask`` is 0; only when ``generate`` was asked for token statistics."""
+    entropy: torch.Tensor | None = None
+    """[B, R] float32 entropy (nats) of that distribution at each generated token, 0 where masked;
+    with ``logprobs``."""
 
 
 def response_mask(response_ids: torch.Tensor, eos_id: int) -> torch.Tensor:
@@ -59,9 +65,15 @@ class GenerationEngine(Protocol):
     """What the stages need to decode: :meth:`generate`, and :meth:`update_weights` after a step."""
 
     def generate(
-        self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, args: GenerationArgs
+        self,
+        prompt_ids: torch.Tensor,
+        prompt_mask: torch.Tensor,
+        args: GenerationArgs,
+        token_statistics: bool = False,
     ) -> Completions:
-        """Continue each left-padded prompt ``[B, P]`` until EOS or ``args.max_new_tokens``."""
+        """Continue each left-padded prompt ``[B, P]`` until EOS or ``args.max_new_tokens``;
+        ``token_statistics``: also each token's log-prob and entropy (:class:`Completions`), or an
+        error from an engine that cannot record them."""
         ...
 
     def update_weights(self, policy: torch.nn.Module) -> None:

@@ -92,14 +92,24 @@ class VLLMGenerationEngine:
 
     @torch.no_grad()
     def generate(
-        self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, args: GenerationArgs
+        self,
+        prompt_ids: torch.Tensor,
+        prompt_mask: torch.Tensor,
+        args: GenerationArgs,
+        token_statistics: bool = False,
     ) -> Completions:
         """Continue each left-padded prompt ``[B, P]`` (``prompt_mask`` ``[B, P]``: 1 on its tokens)
         until EOS or ``args.max_new_tokens``.
 
         Each row goes to vLLM without its padding; the completions come back right-padded to the
-        longest, ``[B, R]``, on the prompts' device.
+        longest, ``[B, R]``, on the prompts' device. ``token_statistics`` is refused: vLLM's
+        log-probs come from its own kernels and copy of the weights, not the policy's forward.
         """
+        if token_statistics:
+            raise ValueError(
+                "the vllm engine does not record token statistics (log-probs from the sampling pass): "
+                "use model.init_args.old_logprobs: recompute, or engine.name: hf"
+            )
         rows = [ids[mask.bool()].tolist() for ids, mask in zip(prompt_ids.cpu(), prompt_mask.cpu())]
         params = self.sampling_params(args, len(rows))
         outputs = self.llm.generate(

@@ -52,6 +52,12 @@ class Reward(ABC):
     """The CoT formats (``data.init_args.cot_format``: ``"ncot"``, ``"pcot"``) whose completions this
     reward scores; ``None`` (the default, so a custom reward is never refused): any format."""
 
+    scores_in_background: ClassVar[bool] = False
+    """Whether the trainer may run this reward in a background thread while it computes the next
+    step (ReFT: the rollouts' log-probs and values). ``True`` only for rewards that touch no model
+    or device (the sandbox's programs run in their own processes); ``False`` (the default, safe for
+    a custom reward): scored in the trainer's thread before the next step."""
+
     def scores_format(self, cot_format: str) -> bool:
         """Whether this reward scores completions written in ``cot_format`` (by :attr:`cot_formats`)."""
         return self.cot_formats is None or cot_format in self.cot_formats

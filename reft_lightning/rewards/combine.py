@@ -27,6 +27,11 @@ class WeightedSum(Reward):
         if len(self.weights) != len(self.rewards):
             raise ValueError(f"{len(self.weights)} weights for {len(self.rewards)} rewards")
 
+    @property
+    def scores_in_background(self) -> bool:  # type: ignore[override]
+        """In the background only if every combined reward may be."""
+        return all(reward.scores_in_background for reward in self.rewards)
+
     def __call__(self, completions: Sequence[str], examples: Sequence[MathExample]) -> RewardOutput:
         check_lengths(completions, examples)
         outputs = [reward(completions, examples) for reward in self.rewards]

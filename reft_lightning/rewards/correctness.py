@@ -40,6 +40,7 @@ class AnswerReward(Reward):
     """
 
     cot_formats = frozenset({"ncot"})
+    scores_in_background = True
 
     def __init__(
         self,
@@ -107,6 +108,7 @@ class ProgramReward(Reward):
     """
 
     cot_formats = frozenset({"pcot"})
+    scores_in_background = True  # the programs run in sandbox processes; this thread only waits
 
     def __init__(
         self,
@@ -192,6 +194,7 @@ class ChoiceReward(Reward):
     """
 
     cot_formats = frozenset({"ncot", "pcot"})
+    scores_in_background = True
 
     def __init__(
         self,

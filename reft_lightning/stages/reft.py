@@ -2,7 +2,9 @@
 
 One ``training_step`` is one PPO iteration on a batch of training questions, in six steps:
 1 rollout, 2 score, 3 evaluate, 4 shape, 5 estimate, 6 optimise (see ``training_step``), after which
-the generation engine is handed the new weights (a vLLM engine keeps its own copy). The math
+the generation engine is handed the new weights (a vLLM engine keeps its own copy). A reward that
+allows it (``Reward.scores_in_background``: the sandbox's programs) scores in a background thread
+while step 3 runs; the iteration waits for its scores before step 4. The math
 lives in ``reft_lightning.rl``; this module only orchestrates it. Optimisation is manual, so
 Lightning's ``global_step`` counts optimizer steps (``ppo_epochs`` x minibatches per iteration);
 ``iterations`` counts rollouts and is saved in checkpoints with the KL coefficient.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Literal
 
@@ -20,16 +23,17 @@ from torch.distributed.fsdp import fully_shard
 from transformers import PreTrainedModel
 
 from reft_lightning.evaluation.sampling import SamplingEvalArgs
-from reft_lightning.generation import EngineArgs, GenerationArgs, SamplingArgs
+from reft_lightning.generation import Completions, EngineArgs, GenerationArgs, SamplingArgs
 from reft_lightning.models.builder import ModelBuilder
 from reft_lightning.models.forward import response_forward, response_hidden
 from reft_lightning.models.loading import resolve_dtype
 from reft_lightning.models.lora import LoRAArgs
 from reft_lightning.models.sharding import FSDPArgs
 from reft_lightning.models.value_head import ValueHead, freeze_untied_lm_head
-from reft_lightning.rewards.base import Reward, score_completions
+from reft_lightning.rewards.base import Reward, RewardOutput, score_completions
 from reft_lightning.rl.advantages import informative_groups
 from reft_lightning.rl.estimators import advantage_estimator
+from reft_lightning.rl.gae import masked_mean
 from reft_lightning.rl.kl import AdaptiveKLController, FixedKLController, KLController, kl_estimate
 from reft_lightning.rl.logprobs import masked_entropy, token_logprobs
 from reft_lightning.rl.shaping import shape_rewards
@@ -68,6 +72,12 @@ class ReFTModule(LanguageModelStage):
         value_init: ``default`` (PyTorch's random init, as the official code) or ``zeros``.
         ppo: PPO settings (spec defaults).
         rollout: sampling of rollouts (spec: temperature 1.0, top-k 0, top-p 1.0, 400 new tokens).
+        old_logprobs: where PPO's old log-probs (and the logged entropy) come from. ``recompute``
+            (spec, as the official code): a forward of the policy over the rollouts after sampling.
+            ``sampling``: recorded from the decode loop's own logits (``hf`` engine only), one
+            policy forward fewer per iteration (with a value head on the policy, its LM head still
+            runs on one position only). The two agree up to float rounding (tested in float32);
+            in bfloat16 the first PPO epoch's ratio then starts near, not at, 1.
         optimizer: AdamW (spec: lr 3e-7, constant; 3e-6 for 125M models).
         value_lr: peak learning rate of the value head (and value model); ``None``: ``optimizer.lr``
             (spec: one optimizer, one lr).
@@ -102,6 +112,7 @@ class ReFTModule(LanguageModelStage):
         value_init: Literal["default", "zeros"] = "default",
         ppo: PPOArgs = PPOArgs(),
         rollout: SamplingArgs = SamplingArgs(),
+        old_logprobs: Literal["recompute", "sampling"] = "recompute",
         optimizer: OptimizerArgs = REFT_OPTIMIZER,
         value_lr: float | None = None,
         reward: Reward | None = None,
@@ -123,6 +134,17 @@ class ReFTModule(LanguageModelStage):
         ppo = as_args(PPOArgs, ppo)
         self.ppo = ppo
         self.rollout_args = as_args(SamplingArgs, rollout)
+        if old_logprobs not in ("recompute", "sampling"):
+            raise ValueError(
+                f"{MODEL_KEY.format('old_logprobs')}: {old_logprobs!r}; choose recompute or sampling"
+            )
+        if old_logprobs == "sampling" and self.engine_args.name != "hf":
+            raise ValueError(
+                f"{MODEL_KEY.format('old_logprobs')}: sampling needs the hf engine (engine.name "
+                f"{self.engine_args.name!r} does not record log-probs from the policy's own forward); "
+                "use recompute"
+            )
+        self.old_logprobs = old_logprobs
         self.optimizer_args = as_args(OptimizerArgs, optimizer)
         if value_lr is not None and not value_lr > 0:
             raise ValueError(
@@ -154,6 +176,8 @@ class ReFTModule(LanguageModelStage):
         )
         self.iterations = 0
         self._advantage_stats: dict[str, float] = {}
+        self._scoring_thread: ThreadPoolExecutor | None = None
+        """Runs :meth:`_start_scoring`'s background scoring; made on first use."""
 
     def build_models(self, builder: ModelBuilder, initial: Mapping[str, torch.Tensor] | None = None) -> None:
         """The policy (base class), then the frozen reference, the value model and the value head,
@@ -203,19 +227,21 @@ class ReFTModule(LanguageModelStage):
         self.check_room(prompt_ids.shape[1], self.rollout_args.max_new_tokens, ROLLOUT_TOKENS_KEY)
         with timed("rollout"), self._eval_mode():  # 1. sample completions (no grad, KV cache)
             self.sync_engine()  # first iteration, or after a checkpoint was loaded
-            completions = self.engine.generate(prompt_ids, prompt_mask, self.rollout_args)
-        with timed("score"):  # 2. terminal score per completion
-            scored = score_completions(self.reward, completions.texts, examples)
-            scores = torch.tensor(scored.scores, dtype=torch.float32, device=self.device)
-            keep = informative_groups(scores, k) if self.ppo.skip_uniform_groups else None
+            completions = self.engine.generate(
+                prompt_ids, prompt_mask, self.rollout_args, token_statistics=self.old_logprobs == "sampling"
+            )
+        with timed("score"):  # 2. terminal score per completion (started in the background if it may)
+            pending = self._start_scoring(completions.texts, examples)
         sequences = torch.cat([prompt_ids, completions.response_ids], dim=1)
         attention = torch.cat([prompt_mask, completions.response_mask], dim=1)
         mask = completions.response_mask
         with timed("evaluate"):  # 3. old log-probs, values, entropy; reference log-probs
-            old_logp, old_values, entropy = self._score_tokens(
-                sequences, attention, completions.response_ids, mask
-            )
+            old_logp, old_values, entropy = self._score_tokens(sequences, attention, completions)
             ref_logp = self._reference_logprobs(sequences, attention, completions.response_ids)
+        with timed("score_wait"):  # the scoring time step 3 did not hide
+            scored = pending.result()
+            scores = torch.tensor(scored.scores, dtype=torch.float32, device=self.device)
+            keep = informative_groups(scores, k) if self.ppo.skip_uniform_groups else None
         with timed("shape"):  # 4. per-token reward: -beta * KL, plus the score on the last token
             kl = kl_estimate(old_logp, ref_logp, self.ppo.kl_estimator)
             rewards = shape_rewards(scores, kl, mask, self.kl_controller.value)
@@ -241,16 +267,44 @@ class ReFTModule(LanguageModelStage):
         rollout_stats = rollout_metrics(scored, scores, mask, sequence_kl, entropy, rewards, timed.elapsed())
         self._log_iteration(rollout_stats, scores.shape[0], stats, timed.seconds)
 
-    # ------------------------------------------------------------------ steps 3 and 5
+    # ------------------------------------------------------------------ steps 2, 3 and 5
+
+    def _start_scoring(self, texts: list[str], examples: list[Any]) -> Future[RewardOutput]:
+        """:func:`score_completions` of the rollouts: in the stage's scoring thread when the reward
+        allows it (``Reward.scores_in_background``), else here and now (a finished future)."""
+        if not self.reward.scores_in_background:
+            done: Future[RewardOutput] = Future()
+            done.set_result(score_completions(self.reward, texts, examples))
+            return done
+        if self._scoring_thread is None:
+            self._scoring_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reft-score")
+        return self._scoring_thread.submit(score_completions, self.reward, texts, examples)
+
+    def teardown(self, stage: str) -> None:
+        """Stop the scoring thread (after its last batch), then close the reward."""
+        if self._scoring_thread is not None:
+            self._scoring_thread.shutdown(wait=True)
+            self._scoring_thread = None
+        super().teardown(stage)
 
     @torch.no_grad()
     def _score_tokens(
-        self, sequences: torch.Tensor, attention: torch.Tensor, response_ids: torch.Tensor, mask: torch.Tensor
+        self, sequences: torch.Tensor, attention: torch.Tensor, completions: Completions
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Old log-probs ``[N, R]``, old values ``[N, R]`` and mean entropy per token, dropout off."""
+        """Old log-probs ``[N, R]``, old values ``[N, R]`` and mean entropy per token, dropout off:
+        recomputed by a policy forward, or (``old_logprobs: sampling``) the decode loop's, beside
+        values from a forward that computes no logits."""
+        mask = completions.response_mask
         with self._eval_mode():
-            logp, values, logits = self.policy_outputs(sequences, attention, response_ids)
-        return logp, values, masked_entropy(logits, mask)
+            if completions.logprobs is None:
+                logp, values, logits = self.policy_outputs(sequences, attention, completions.response_ids)
+                return logp, values, masked_entropy(logits, mask)
+            length = mask.shape[1]
+            hidden = None
+            if self.value_head is not None and self.value_model is None:
+                hidden = response_hidden(self.model, sequences, attention, length)
+            values = self._values(sequences, attention, length, hidden)
+        return completions.logprobs, values, masked_mean(completions.entropy, mask)
 
     def policy_outputs(
         self,
@@ -270,13 +324,26 @@ class ReFTModule(LanguageModelStage):
         logits, hidden = response_forward(self.model, sequences, attention, length)
         logits = logits / self.rollout_args.temperature
         logp = token_logprobs(logits, response_ids)
-        if self.value_head is None:  # no critic: values are never used
-            return logp, torch.zeros_like(logp), logits
+        return logp, self._values(sequences, attention, length, hidden, detach_value_input), logits
+
+    def _values(
+        self,
+        sequences: torch.Tensor,
+        attention: torch.Tensor,
+        length: int,
+        policy_hidden: torch.Tensor | None,
+        detach_value_input: bool = False,
+    ) -> torch.Tensor:
+        """Values ``[N, R]`` of the ``length`` response tokens: the value head on a separate value
+        model's hidden states, else on ``policy_hidden`` (``[N, R, H]``, the policy's); zeros
+        without a critic (never used)."""
+        if self.value_head is None:
+            return sequences.new_zeros((sequences.shape[0], length), dtype=torch.float32)
         if self.value_model is not None:
             hidden = response_hidden(self.value_model, sequences, attention, length)
-        elif detach_value_input:
-            hidden = hidden.detach()
-        return logp, self.value_head(hidden), logits
+        else:
+            hidden = policy_hidden.detach() if detach_value_input else policy_hidden
+        return self.value_head(hidden)
 
     @torch.no_grad()
     def _reference_logprobs(

@@ -20,10 +20,14 @@ class RecordingEngine:
         self.calls: list[tuple[str, object]] = []
 
     def generate(
-        self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, args: GenerationArgs
+        self,
+        prompt_ids: torch.Tensor,
+        prompt_mask: torch.Tensor,
+        args: GenerationArgs,
+        token_statistics: bool = False,
     ) -> Completions:
         self.calls.append(("generate", (tuple(prompt_ids.shape), args.do_sample)))
-        return self.inner.generate(prompt_ids, prompt_mask, args)
+        return self.inner.generate(prompt_ids, prompt_mask, args, token_statistics)
 
     def update_weights(self, policy: torch.nn.Module) -> None:
         self.calls.append(("update_weights", policy))
