@@ -9,7 +9,7 @@ import torch
 
 from reft_lightning.data.sampler import EvalShardSampler, ResumableSampler
 from reft_lightning.generation import response_mask
-from reft_lightning.stages.optim import OptimizerArgs, lr_factor
+from reft_lightning.stages.optim import OptimizerArgs, build_optimizer, lr_factor
 
 
 def test_sampler_resumes_the_same_order_after_the_samples_done() -> None:
@@ -78,3 +78,24 @@ def test_response_mask_covers_tokens_up_to_and_including_first_eos() -> None:
 def test_optimizer_args_refuse_out_of_range_values(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=rf"optimizer: {field}=.* out of range"):
         OptimizerArgs(**{field: value})
+
+
+def test_fused_adamw_takes_the_same_steps_as_the_default_within_float_rounding() -> None:
+    """``optimizer.fused`` picks torch's fused AdamW kernel; three steps (weight decay, two groups with
+    their own lr) match the default implementation's."""
+    results, starts = [], []
+    for fused in (False, True):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 1))
+        starts.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+        groups = [{"params": model[0].parameters()}, {"params": model[1].parameters(), "lr": 1e-2}]
+        args = OptimizerArgs(lr=1e-3, weight_decay=0.1, schedule="constant", warmup_ratio=0.0, fused=fused)
+        optimizer, _ = build_optimizer(groups, args, total_steps=3)
+        assert optimizer.defaults["fused"] is (True if fused else None)
+        for step in range(3):
+            model(torch.full((2, 4), float(step + 1))).square().sum().backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        results.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    assert torch.equal(starts[0], starts[1]) and (results[0] - starts[0]).abs().min() > 1e-4  # all moved
+    torch.testing.assert_close(results[1], results[0], atol=1e-6, rtol=1e-5)
