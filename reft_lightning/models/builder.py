@@ -16,7 +16,7 @@ from reft_lightning.models.sharded_loading import (
     local_model_directory,
     mesh_device,
 )
-from reft_lightning.models.sharding import FSDPArgs, shard_model
+from reft_lightning.models.sharding import FSDPArgs, shard_model, transformer_blocks
 
 
 def _unchanged(model: PreTrainedModel) -> PreTrainedModel:
@@ -36,11 +36,22 @@ class ModelBuilder:
     Args:
         mesh: the data-parallel mesh to shard over, or ``None``.
         fsdp: FSDP2 mixed precision of every model sharded.
+        compile_blocks: compile each transformer block of every model in place
+            (``nn.Module.compile``: inductor; the models keep their classes and state-dict keys);
+            not with a mesh.
     """
 
-    def __init__(self, mesh: DeviceMesh | None = None, fsdp: FSDPArgs = FSDPArgs()) -> None:
+    def __init__(
+        self, mesh: DeviceMesh | None = None, fsdp: FSDPArgs = FSDPArgs(), compile_blocks: bool = False
+    ) -> None:
+        if compile_blocks and mesh is not None:
+            raise ValueError(
+                "model.init_args.compile_blocks: true is not supported with sharded models "
+                "(ModelParallelStrategy, FSDP2); drop the key or train without a mesh"
+            )
         self.mesh = mesh
         self.fsdp = fsdp
+        self.compile_blocks = compile_blocks
 
     def causal_lm(
         self,
@@ -72,6 +83,9 @@ class ModelBuilder:
             if weights is not None:
                 model.load_state_dict(weights, strict=True)
             model = prepare(model)
+            if self.compile_blocks:
+                for block in transformer_blocks(model):
+                    block.compile()
             return _freeze(model) if frozen else model
         directory = local_model_directory(name_or_path, key)
         model = prepare(empty_causal_lm(directory, dtype))

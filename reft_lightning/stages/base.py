@@ -73,6 +73,9 @@ class LanguageModelStage(GuardedOptimizerSteps):
         lora: LoRA adapters on the policy (``models/lora.py``); ``r: 0`` (default): none.
         engine: the generation engine: ``hf`` (the policy's own ``generate``) or ``vllm`` (a colocated
             copy of the policy, given its weights whenever they changed; see :meth:`sync_engine`).
+        compile_blocks: compile each transformer block of every model the stage builds (``torch.compile``,
+            inductor; the first steps and each new shape pay for compilation). Not with
+            ``ModelParallelStrategy``. Measured in docs/results/performance.md.
     """
 
     def __init__(
@@ -89,6 +92,7 @@ class LanguageModelStage(GuardedOptimizerSteps):
         fsdp: FSDPArgs = FSDPArgs(),
         lora: LoRAArgs = LoRAArgs(),
         engine: EngineArgs = EngineArgs(),
+        compile_blocks: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["reward"])  # a reward may hold worker processes
@@ -100,6 +104,7 @@ class LanguageModelStage(GuardedOptimizerSteps):
         self.tokenizer = load_tokenizer(tokenizer or model, tokenizer_key)
         self.model_name, self.dtype_name, self.tokenizer_name = model, dtype, tokenizer
         self.init_checkpoint, self.gradient_checkpointing = init_checkpoint, gradient_checkpointing
+        self.compile_blocks = compile_blocks
         self.model: PreTrainedModel | None = None
         """The policy; built by :meth:`configure_model` (Lightning calls it before training or evaluating)."""
         self.engine: GenerationEngine | None = None
@@ -137,7 +142,7 @@ class LanguageModelStage(GuardedOptimizerSteps):
         initial = None
         if self.init_checkpoint is not None:
             initial = weights_from_lightning_checkpoint(self.init_checkpoint)
-        self.build_models(ModelBuilder(mesh, self.fsdp), initial)
+        self.build_models(ModelBuilder(mesh, self.fsdp, self.compile_blocks), initial)
         self.engine = build_engine(
             self.engine_args,
             self.model,

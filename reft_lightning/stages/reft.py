@@ -94,6 +94,8 @@ class ReFTModule(LanguageModelStage):
             ReFT's reference is then the policy with its adapters disabled (no copy).
         engine: the generation engine: ``hf`` (default) or a colocated ``vllm`` (``pip install
             'reft_lightning[vllm]'``; untested on real vLLM).
+        compile_blocks: compile each transformer block of every model the stage builds
+            (``torch.compile``: the first steps pay for compilation); not with ``ModelParallelStrategy``.
     """
 
     train_batches = "prompts"
@@ -124,10 +126,11 @@ class ReFTModule(LanguageModelStage):
         fsdp: FSDPArgs = FSDPArgs(),
         lora: LoRAArgs = LoRAArgs(),
         engine: EngineArgs = EngineArgs(),
+        compile_blocks: bool = False,
     ) -> None:
         super().__init__(
             model, tokenizer, dtype, reward, eval_generation, gradient_checkpointing, init_checkpoint,
-            sampling_eval, max_nonfinite_steps, fsdp, lora, engine,
+            sampling_eval, max_nonfinite_steps, fsdp, lora, engine, compile_blocks,
         )  # fmt: skip
         self.automatic_optimization = False
         self.strict_loading = False  # the reference is not in checkpoints; on_load_checkpoint checks the rest

@@ -58,6 +58,8 @@ class OnlineSelfTrainingModule(LanguageModelStage):
         fsdp: FSDP2 mixed precision under ``ModelParallelStrategy``.
         lora: LoRA adapters on the policy (``r: 0``: none).
         engine: the generation engine (``hf`` or a colocated ``vllm``).
+        compile_blocks: compile each transformer block of every model the stage builds
+            (``torch.compile``: the first steps pay for compilation); not with ``ModelParallelStrategy``.
     """
 
     train_batches = "prompts_and_sft"
@@ -81,10 +83,11 @@ class OnlineSelfTrainingModule(LanguageModelStage):
         fsdp: FSDPArgs = FSDPArgs(),
         lora: LoRAArgs = LoRAArgs(),
         engine: EngineArgs = EngineArgs(),
+        compile_blocks: bool = False,
     ) -> None:
         super().__init__(
             model, tokenizer, dtype, reward, eval_generation, gradient_checkpointing, init_checkpoint,
-            sampling_eval, max_nonfinite_steps, fsdp, lora, engine,
+            sampling_eval, max_nonfinite_steps, fsdp, lora, engine, compile_blocks,
         )  # fmt: skip
         if num_samples < 1:
             raise ValueError(f"{MODEL_KEY.format('num_samples')} must be >= 1, got {num_samples}")

@@ -40,6 +40,8 @@ class SFTModule(LanguageModelStage):
         lora: LoRA adapters on the policy (``r: 0``, the default, trains every weight).
         engine: the generation engine: ``hf`` (default) or a colocated ``vllm`` (``pip install
             'reft_lightning[vllm]'``; untested on real vLLM).
+        compile_blocks: compile each transformer block of every model the stage builds
+            (``torch.compile``: the first steps pay for compilation); not with ``ModelParallelStrategy``.
     """
 
     def __init__(
@@ -57,10 +59,11 @@ class SFTModule(LanguageModelStage):
         fsdp: FSDPArgs = FSDPArgs(),
         lora: LoRAArgs = LoRAArgs(),
         engine: EngineArgs = EngineArgs(),
+        compile_blocks: bool = False,
     ) -> None:
         super().__init__(
             model, tokenizer, dtype, reward, eval_generation, gradient_checkpointing, init_checkpoint,
-            sampling_eval, max_nonfinite_steps, fsdp, lora, engine,
+            sampling_eval, max_nonfinite_steps, fsdp, lora, engine, compile_blocks,
         )  # fmt: skip
         self.optimizer_args = as_args(OptimizerArgs, optimizer)
 
