@@ -46,12 +46,12 @@ demo: setup
 		$(foreach seed,$(DEMO_SEEDS),demo-reft-seed$(seed))
 	$(PY) bench/demo_summary.py --demo $(DEMO) --seeds $(DEMO_SEEDS) --warmup $(DEMO_WARMUP)
 
-# The demo's control: SFT from the warm-up at ReFT's lr (1e-5, constant) for 2 epochs, the optimizer
+# The demo's control: SFT from the warm-up at ReFT's lr (2e-5, constant) for 2 epochs, the optimizer
 # steps of one ReFT pass (94 iterations x 2 PPO epochs), and the test of its best-validation export.
 demo-sft-control: export OMP_NUM_THREADS = 1
 demo-sft-control:
 	$(REFT) fit --config configs/demo/sft_synthetic.yaml --trainer.default_root_dir $(DEMO)/sft_control \
-		--trainer.max_epochs 2 --model.init_args.optimizer '{lr: 1.0e-5, schedule: constant, warmup_ratio: 0.0}' \
+		--trainer.max_epochs 2 --model.init_args.optimizer '{lr: 2.0e-5, schedule: constant, warmup_ratio: 0.0}' \
 		--trainer.enable_progress_bar false --model.init_args.model $(WARMUP)
 	$(REFT) test --config configs/demo/sft_synthetic.yaml --trainer.default_root_dir $(DEMO)/sft_control_test \
 		--trainer.enable_progress_bar false --model.init_args.model $(DEMO)/sft_control/hf/best

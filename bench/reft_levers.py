@@ -28,7 +28,8 @@ from runs import OOD_TEST, dip_statistics, evaluate, metric_rows, reft, reft_cur
 OLD_CONFIG = "configs/demo/reft_synthetic_lr3e-5.yaml"
 """The demo's first ReFT setting (lr 3e-5, temperature 1), which dipped; the base of the lever table."""
 DEMO_CONFIG = "configs/demo/reft_synthetic.yaml"
-"""The demo's current ReFT setting (lr 1e-5, temperature 0.7); the base of the ``demo*`` settings."""
+"""The demo's current ReFT setting (lr 2e-5 since 2026-12-03, 1e-5 before; temperature 0.7); the base of
+the ``demo*`` settings."""
 
 OLD_SETTINGS: dict[str, list[str]] = {
     "shared_head": [],
@@ -66,7 +67,10 @@ RLOO4_SKIP = [
 DEMO_SETTINGS: dict[str, list[str]] = {
     "demo": ["VALUE_MODEL"],
     "demo_temp0.5": ["VALUE_MODEL", "--model.init_args.rollout.temperature=0.5"],
-    "demo_lr2e-5": ["VALUE_MODEL", "--model.init_args.optimizer.lr=2e-5"],
+    "demo_lr1e-5": ["VALUE_MODEL", "--model.init_args.optimizer.lr=1e-5"],  # `demo` before 2026-12-03
+    "demo_lr2e-5": ["VALUE_MODEL", "--model.init_args.optimizer.lr=2e-5"],  # `demo` since
+    "demo_lr3e-5": ["VALUE_MODEL", "--model.init_args.optimizer.lr=3e-5"],
+    "demo_kl0.01": ["VALUE_MODEL", "--model.init_args.ppo.kl_coef=0.01"],
     "demo_rloo4_skip": RLOO4_SKIP,
     "demo_rloo4_skip_lr3e-5": [*RLOO4_SKIP, "--model.init_args.optimizer.lr=3e-5"],
     "demo_rloo4_skip_lr1e-4": [*RLOO4_SKIP, "--model.init_args.optimizer.lr=1e-4"],
