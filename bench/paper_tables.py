@@ -13,7 +13,8 @@ Every method starts from the same warm-up export (``--warmup``, e.g. ``make demo
    here from the warm-up, like every method, so the rows differ only in their training signal).
 4. online self-training and 5. ReFT: one pass over the training questions (94 iterations of 16),
    with the demo's rollout settings (``configs/demo/online_self_training_synthetic.yaml``,
-   ``configs/demo/reft_synthetic.yaml`` with a separate value model, as ``make demo``).
+   ``configs/demo/reft_synthetic.yaml`` with a separate value model, as ``make demo``, at the lr
+   of the other rows, 1e-5).
 6. every run is tested greedily at its best-validation export.
 7. a reward model (``configs/demo/reward_model_synthetic.yaml``) is trained from the warm-up on the
    step-1 samples, selected on validation rerank; SFT and ReFT each sample ``--samples`` solutions
@@ -128,7 +129,10 @@ def train(method: str, seed: int, root: Path, samples_train: Path, args: argpars
         )
     if method == "online":
         return reft_command("fit", f"--config={ONLINE}", *seeded)
-    return reft_command("fit", f"--config={REFT}", *seeded, f"--model.init_args.value_model={args.warmup}")
+    return reft_command(
+        "fit", f"--config={REFT}", *seeded, f"--model.init_args.value_model={args.warmup}",
+        "--model.init_args.optimizer.lr=1e-5",  # every method's lr here (the demo's ReFT: 2e-5 since 12-03)
+    )  # fmt: skip
 
 
 def greedy_test(config: str, model: Path, root: Path) -> tuple[Path, list[str]]:

@@ -66,12 +66,12 @@ RLOO4_SKIP = [
 ]  # 16 questions x 4 samples = 64 rollouts a step, no critic
 DEMO_SETTINGS: dict[str, list[str]] = {
     "demo": ["VALUE_MODEL"],
-    "demo_temp0.5": ["VALUE_MODEL", "--model.init_args.rollout.temperature=0.5"],
-    "demo_lr1e-5": ["VALUE_MODEL", "--model.init_args.optimizer.lr=1e-5"],  # `demo` before 2026-12-03
+    "demo_temp0.5": ["VALUE_MODEL", LR_1E5, "--model.init_args.rollout.temperature=0.5"],
+    "demo_lr1e-5": ["VALUE_MODEL", LR_1E5],  # `demo` before 2026-12-03
     "demo_lr2e-5": ["VALUE_MODEL", "--model.init_args.optimizer.lr=2e-5"],  # `demo` since
     "demo_lr3e-5": ["VALUE_MODEL", "--model.init_args.optimizer.lr=3e-5"],
-    "demo_kl0.01": ["VALUE_MODEL", "--model.init_args.ppo.kl_coef=0.01"],
-    "demo_rloo4_skip": RLOO4_SKIP,
+    "demo_kl0.01": ["VALUE_MODEL", LR_1E5, "--model.init_args.ppo.kl_coef=0.01"],
+    "demo_rloo4_skip": [*RLOO4_SKIP, LR_1E5],  # measured when the demo's lr was 1e-5
     "demo_rloo4_skip_lr3e-5": [*RLOO4_SKIP, "--model.init_args.optimizer.lr=3e-5"],
     "demo_rloo4_skip_lr1e-4": [*RLOO4_SKIP, "--model.init_args.optimizer.lr=1e-4"],
 }  # fmt: skip
