@@ -27,6 +27,22 @@ def _freeze(model: PreTrainedModel) -> PreTrainedModel:
     return model.eval().requires_grad_(False)
 
 
+BLOCK_RECOMPILE_LIMIT = 64
+"""Recompilations torch allows per compiled function when blocks are compiled (its default, 8, is
+spent by the blocks of one model in its train and eval modes, after which torch falls back to eager
+without an error)."""
+
+
+def compile_blocks(model: torch.nn.Module) -> None:
+    """Compile each transformer block of ``model`` in place (``nn.Module.compile``, inductor, shapes
+    dynamic from the start, since every batch has its own prompt and response lengths), and raise
+    torch's recompile limit, a process-wide setting, to at least :data:`BLOCK_RECOMPILE_LIMIT`."""
+    limit = torch._dynamo.config.recompile_limit
+    torch._dynamo.config.recompile_limit = max(limit, BLOCK_RECOMPILE_LIMIT)
+    for block in transformer_blocks(model):
+        block.compile(dynamic=True)
+
+
 class ModelBuilder:
     """Builds a stage's models. Without a mesh (one process, DDP) each is loaded whole by
     ``from_pretrained``; with a 1-D data-parallel ``mesh`` (``ModelParallelStrategy``) each is built
@@ -84,8 +100,7 @@ class ModelBuilder:
                 model.load_state_dict(weights, strict=True)
             model = prepare(model)
             if self.compile_blocks:
-                for block in transformer_blocks(model):
-                    block.compile()
+                compile_blocks(model)
             return _freeze(model) if frozen else model
         directory = local_model_directory(name_or_path, key)
         model = prepare(empty_causal_lm(directory, dtype))
