@@ -11,6 +11,10 @@ value model on both sides (TRL has no other). Rows:
 - ``reft_lightning``: ``configs/demo/reft_synthetic.yaml`` with ``value_model`` set (separate critic);
 - ``TRL 1.12.0``: ``bench/trl_control_worker.py`` with the same settings, in ``.venv-trl`` (created
   by ``bench/trl_control.py: ensure_venv`` when missing);
+- ``reft_lightning, speed options``: the first row with ``old_logprobs: sampling`` (the decode
+  loop's log-probs, one policy forward fewer), ``optimizer.fused`` (fused AdamW) and
+  ``compile_blocks`` (each transformer block compiled; its compilation falls in the first iterations,
+  which ``--skip`` leaves out);
 - ``reft_lightning, shared value head``: the paper's default, a value head on the policy's backbone
   (TRL cannot do it; no TRL row to compare).
 
@@ -39,8 +43,18 @@ from reft_lightning.report.metrics import metric_files, read_metrics
 from trl_control import WORKER, ensure_venv, export_questions
 
 CONFIG = "configs/demo/reft_synthetic.yaml"
-SIDES = ("reft_lightning", "TRL 1.12.0", "reft_lightning, shared value head")
-STEP_ORDER = ("rollout", "score", "evaluate", "shape", "estimate", "optimise", "sync")
+OURS: dict[str, list[str]] = {
+    "reft_lightning": ["VALUE_MODEL"],
+    "reft_lightning, speed options": [
+        "VALUE_MODEL", "--model.init_args.old_logprobs=sampling", "--model.init_args.optimizer.fused=true",
+        "--model.init_args.compile_blocks=true",
+    ],
+    "reft_lightning, shared value head": [],
+}  # fmt: skip
+"""Our rows: overrides of ``CONFIG`` (``VALUE_MODEL``: a separate value model from the same weights)."""
+TRL_SIDE = "TRL 1.12.0"
+SIDES = (*OURS, TRL_SIDE)
+STEP_ORDER = ("rollout", "score", "evaluate", "score_wait", "shape", "estimate", "optimise", "sync")
 """The steps of ``ReFTModule.training_step``, in order (its ``time/*`` metrics)."""
 
 
@@ -71,7 +85,7 @@ def timed(command: list[str], run: Path, threads: int) -> int:
     return int(memory.read_text().split()[-1]) // 1024
 
 
-def ours(model: Path, run: Path, args: argparse.Namespace, shared: bool) -> Measured:
+def ours(model: Path, run: Path, args: argparse.Namespace, overrides: list[str]) -> Measured:
     """Our iterations' seconds and response tokens, and the peak RSS (MB)."""
     command = [
         sys.executable, "-m", "reft_lightning.cli", "fit", f"--config={CONFIG}",
@@ -82,7 +96,7 @@ def ours(model: Path, run: Path, args: argparse.Namespace, shared: bool) -> Meas
         f"--data.init_args.batch_size={args.batch}",
         f"--model.init_args.rollout.max_new_tokens={args.tokens}",
         "--model.init_args.rollout.temperature=1.0",
-        *([] if shared else [f"--model.init_args.value_model={model}"]),
+        *(f"--model.init_args.value_model={model}" if o == "VALUE_MODEL" else o for o in overrides),
     ]  # fmt: skip
     memory = timed(command, run, args.threads)
     seconds = [float(line) for line in (run / "iteration_seconds.txt").read_text().split()]
@@ -113,8 +127,8 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="a causal LM directory (default: a new micro GPT-2)")
     parser.add_argument("--batch", type=int, default=64, help="questions (rollouts) per iteration")
     parser.add_argument("--tokens", type=int, default=64, help="new tokens per rollout at most")
-    parser.add_argument("--iterations", type=int, default=6)
-    parser.add_argument("--skip", type=int, default=1, help="first iterations of each run left out")
+    parser.add_argument("--iterations", type=int, default=8)
+    parser.add_argument("--skip", type=int, default=2, help="first iterations of each run left out")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--runs", type=Path, default=Path("runs/ppo_vs_trl"))
@@ -134,16 +148,18 @@ def main() -> None:
     for repeat in range(args.repeats):
         order = SIDES if repeat % 2 == 0 else SIDES[::-1]
         for side in order:
-            run = (
-                args.runs
-                / f"{side.split(',')[0].replace(' ', '_')}{'_shared' if 'shared' in side else ''}_{repeat}"
-            )
-            if side.startswith("TRL"):
+            run = args.runs / f"{slug(side)}_{repeat}"
+            if side == TRL_SIDE:
                 results[side].append(trl(python, model, questions, run, args))
             else:
-                results[side].append(ours(model, run, args, shared="shared" in side))
+                results[side].append(ours(model, run, args, OURS[side]))
             print(f"{side}, repeat {repeat}: {results[side][-1].seconds}", flush=True)
     write_table(results, args)
+
+
+def slug(side: str) -> str:
+    """A run directory name for ``side``."""
+    return "".join(c if c.isalnum() or c == "." else "_" for c in side).strip("_")
 
 
 def write_table(results: dict[str, list[Measured]], args: argparse.Namespace) -> None:
@@ -155,7 +171,7 @@ def write_table(results: dict[str, list[Measured]], args: argparse.Namespace) ->
         rates = [t / s for run in runs for s, t in zip(run.seconds[args.skip :], run.tokens[args.skip :])]
         summary[side] = (statistics.median(seconds), min(seconds), max(seconds), statistics.median(rates),
                          max(run.memory for run in runs))  # fmt: skip
-    trl_median = summary["TRL 1.12.0"][0]
+    trl_median = summary[TRL_SIDE][0]
     lines = [
         f"Equal work: a micro GPT-2, {args.batch} rollouts x {args.tokens} new tokens per iteration, "
         f"2 PPO epochs over one minibatch, fp32, {args.threads} thread(s); {args.repeats} alternating "

@@ -22,11 +22,12 @@ ITERATIONS = 4
 STEPS_PER_ITERATION = 2  # ppo_epochs=2, one minibatch per rollout batch
 
 
-def _module(model_dir: Path, value_lr: float | None = None) -> ReFTModule:
+def _module(model_dir: Path, value_lr: float | None = None, old_logprobs: str = "recompute") -> ReFTModule:
     """A ReFT module with its models built (as a Trainer would, before it trains)."""
     module = ReFTModule(
         model=str(model_dir),
         value_lr=value_lr,
+        old_logprobs=old_logprobs,
         ppo=PPOArgs(kl_coef=0.05),
         rollout=SamplingArgs(max_new_tokens=12),
         optimizer=OptimizerArgs(lr=1e-3, schedule="constant", warmup_ratio=0.0),
@@ -92,11 +93,12 @@ def test_ppo_iterations_update_policy_and_value_but_not_reference(
     assert all(not p.requires_grad for p in module.reference.parameters())
 
 
+@pytest.mark.parametrize("old_logprobs", ["recompute", "sampling"])
 def test_resume_from_mid_run_checkpoint_reproduces_the_next_iterations(
-    tiny_model_dir: Path, tmp_path: Path
+    tiny_model_dir: Path, tmp_path: Path, old_logprobs: str
 ) -> None:
     L.seed_everything(0)
-    straight = _module(tiny_model_dir)
+    straight = _module(tiny_model_dir, old_logprobs=old_logprobs)
     every = ModelCheckpoint(
         dirpath=tmp_path / "ckpt", every_n_train_steps=2 * STEPS_PER_ITERATION, save_top_k=-1
     )
@@ -109,7 +111,7 @@ def test_resume_from_mid_run_checkpoint_reproduces_the_next_iterations(
     )
 
     L.seed_everything(123)  # a different seed: everything that matters must come from the checkpoint
-    resumed = _module(tiny_model_dir)
+    resumed = _module(tiny_model_dir, old_logprobs=old_logprobs)
     _trainer(tmp_path / "resumed").fit(resumed, _data(tiny_model_dir), ckpt_path=middle)
 
     assert resumed.iterations == ITERATIONS

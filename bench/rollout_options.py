@@ -1,0 +1,116 @@
+"""Rollout throughput of ``model.generate`` under the options transformers and torch offer, on this
+machine: the KV cache's kind (dynamic, the default, or static) and ``torch.compile`` (of each
+transformer block, as ``model.init_args.compile_blocks`` does, or of the whole model).
+
+The work of one ReFT rollout at the bench's shape: ``--batch`` of the demo's synthetic questions
+(N-CoT prompts, left-padded), ``--tokens`` new tokens sampled at temperature 0.7, on ``--model``
+(default: the micro GPT-2 of ``bench/ppo_vs_trl.py``; a random model seldom emits EOS, so nearly
+every row runs to ``--tokens``). Each option gets its own copy of the model, ``--warmup`` calls
+(compilation: reported as ``first calls``), then ``--repeats`` interleaved timed calls; the table gives
+generated tokens per second (medians) and the ratio to plain ``generate``.
+
+    python bench/rollout_options.py --out docs/results/rollout_options.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from reft_lightning.data.formats import CotFormat, prompt_text
+from reft_lightning.data.synthetic import generate_problems
+from reft_lightning.models.builder import compile_blocks
+from reft_lightning.models.loading import load_causal_lm, load_tokenizer
+
+OPTIONS = ("plain", "static cache", "compiled blocks", "compiled model, static cache")
+"""``plain`` is what the HF engine runs today."""
+
+
+def build(model_dir: Path, option: str) -> torch.nn.Module:
+    model = load_causal_lm(str(model_dir)).eval()
+    if option == "compiled blocks":
+        compile_blocks(model)
+    elif option == "compiled model, static cache":
+        model.compile()
+    return model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", type=Path, default=Path("runs/ppo_vs_trl/model"))
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=Path("docs/results/rollout_options.md"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if not (args.model / "config.json").exists():
+        subprocess.run([sys.executable, "-m", "reft_lightning.tiny", f"--out={args.model}", "--size=micro",
+                        "--data=synthetic"], check=True)  # fmt: skip
+    tokenizer = load_tokenizer(str(args.model))
+    rows = [
+        tokenizer(prompt_text(e, CotFormat.NCOT, True), add_special_tokens=False)["input_ids"]
+        for e in generate_problems(args.batch, seed=0)
+    ]
+    width = max(map(len, rows))
+    ids = torch.tensor([[tokenizer.pad_token_id] * (width - len(r)) + r for r in rows])
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+    settings = {"input_ids": ids, "attention_mask": mask, "max_new_tokens": args.tokens, "do_sample": True,
+                "temperature": 0.7, "top_k": 0, "top_p": 1.0, "eos_token_id": tokenizer.eos_token_id,
+                "pad_token_id": tokenizer.pad_token_id}  # fmt: skip
+
+    def generate(model: torch.nn.Module, option: str) -> tuple[float, int]:
+        cache = {"cache_implementation": "static"} if "static" in option else {}
+        torch.manual_seed(0)
+        started = time.perf_counter()
+        with torch.no_grad():
+            out = model.generate(**settings, **cache)
+        response = out[:, width:]
+        ended = (
+            response.eq(tokenizer.eos_token_id).long().cumsum(1) - response.eq(tokenizer.eos_token_id).long()
+        )
+        return time.perf_counter() - started, int(ended.eq(0).sum())
+
+    models, first, rates = {}, {}, {option: [] for option in OPTIONS}
+    for option in OPTIONS:
+        models[option] = build(args.model, option)
+        started = time.perf_counter()
+        for _ in range(args.warmup):
+            generate(models[option], option)
+        first[option] = time.perf_counter() - started
+    for _ in range(args.repeats):
+        for option in OPTIONS:
+            seconds, tokens = generate(models[option], option)
+            rates[option].append(tokens / seconds)
+    plain = statistics.median(rates["plain"])
+    lines = [
+        f"`generate` of {args.batch} prompts x {args.tokens} new tokens (temperature 0.7), `{args.model}`, "
+        f"fp32, {args.threads} thread(s), torch {torch.__version__}; {args.repeats} interleaved calls per "
+        f"option after {args.warmup} warm-up calls.",
+        "",
+        "| option | generated tokens / s, median (range) | vs plain | first calls (s) |",
+        "| --- | --- | --- | --- |",
+    ]
+    for option in OPTIONS:
+        r = rates[option]
+        lines.append(
+            f"| {option} | {statistics.median(r):.0f} ({min(r):.0f}-{max(r):.0f}) | "
+            f"{statistics.median(r) / plain:.2f} | {first[option]:.1f} |"
+        )
+    print("\n".join(lines))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
