@@ -19,7 +19,7 @@ import statistics
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from runs import reft
+from runs import publish_table, reft
 
 CONFIG = "configs/demo/sft_synthetic.yaml"
 DEMO_SPLITS = 1500 + 200 + 500
@@ -59,9 +59,7 @@ def main() -> None:
     lines = [f"Greedy accuracy on {args.count} fresh synthetic problems (ids {DEMO_SPLITS}+):", "",
              "| export | accuracy (%) |", "| --- | --- |"]  # fmt: skip
     lines += [f"| `{export}` | {100 * accuracy:.1f} |" for export, accuracy in zip(args.exports, accuracies)]
-    print("\n".join(lines))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
+    publish_table(lines, args.out)
 
 
 if __name__ == "__main__":

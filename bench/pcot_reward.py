@@ -21,6 +21,8 @@ from reft_lightning.data.formats import pcot_header
 from reft_lightning.data.synthetic import generate_problems
 from reft_lightning.rewards.correctness import ProgramReward
 
+from runs import publish_table
+
 LOOP_BODY = "    while True:\n        pass\n"
 """A completion that never returns: it costs a worker the whole timeout."""
 
@@ -72,9 +74,7 @@ def main() -> None:
                 )
         finally:
             reward.close()
-    print("\n".join(lines))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
+    publish_table(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@ from reft_lightning.data.synthetic import generate_problems
 from reft_lightning.models.builder import compile_blocks
 from reft_lightning.models.loading import load_causal_lm, load_tokenizer
 
+from runs import publish_table, timing_row
+
 OPTIONS = ("plain", "static cache", "compiled blocks", "compiled model, static cache")
 """``plain`` is what the HF engine runs today."""
 
@@ -101,15 +103,8 @@ def main() -> None:
         "| option | generated tokens / s, median (range) | vs plain | first calls (s) |",
         "| --- | --- | --- | --- |",
     ]
-    for option in OPTIONS:
-        r = rates[option]
-        lines.append(
-            f"| {option} | {statistics.median(r):.0f} ({min(r):.0f}-{max(r):.0f}) | "
-            f"{statistics.median(r) / plain:.2f} | {first[option]:.1f} |"
-        )
-    print("\n".join(lines))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
+    lines += [timing_row(option, rates[option], plain, first[option]) for option in OPTIONS]
+    publish_table(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -101,6 +101,23 @@ def evaluate(config: str, model: str, run: Path, stage: str, *extra: str) -> flo
     return last_metric(run, "val/accuracy" if stage == "validate" else "test/accuracy")
 
 
+def timing_row(name: str, values: list[float], baseline: float, first_seconds: float) -> str:
+    """A Markdown row of an option's timings: ``| name | median (min-max) | median / baseline | first |``."""
+    median = statistics.median(values)
+    return (
+        f"| {name} | {median:.0f} ({min(values):.0f}-{max(values):.0f}) | {median / baseline:.2f} | "
+        f"{first_seconds:.1f} |"
+    )
+
+
+def publish_table(lines: list[str], out: Path) -> None:
+    """Print a bench's Markdown ``lines`` and write them to ``out`` (its folder made if needed)."""
+    text = "\n".join(lines)
+    print(text)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text + "\n")
+
+
 def pyplot() -> ModuleType:
     """``matplotlib.pyplot`` with the file-only Agg backend (matplotlib is a dependency of the package)."""
     import matplotlib

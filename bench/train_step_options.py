@@ -28,6 +28,8 @@ from reft_lightning.models.forward import response_forward
 from reft_lightning.models.loading import load_causal_lm
 from reft_lightning.rl.logprobs import token_logprobs
 
+from runs import publish_table, timing_row
+
 
 @dataclass(frozen=True)
 class Option:
@@ -126,15 +128,8 @@ def main() -> None:
         "| option | ms / step, median (range) | time vs the first row | first steps (s) |",
         "| --- | --- | --- | --- |",
     ]
-    for option in OPTIONS:
-        times = timings[option]
-        lines.append(
-            f"| {option.name} | {statistics.median(times):.0f} ({min(times):.0f}-{max(times):.0f}) | "
-            f"{statistics.median(times) / baseline:.2f} | {first[option]:.1f} |"
-        )
-    print("\n".join(lines))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
+    lines += [timing_row(option.name, timings[option], baseline, first[option]) for option in OPTIONS]
+    publish_table(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -35,14 +35,14 @@ class HFGenerationEngine:
         ``token_statistics``: with each token's log-prob and entropy at ``args.temperature``, read
         from the decode loop's own logits (:class:`SampledTokenStatistics`)."""
         tokenizer = self.tokenizer
-        sampling = (
+        decoding = (
             {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p}
             if args.do_sample
             else {}
         )
         statistics = SampledTokenStatistics(args.temperature) if token_statistics else None
         if statistics is not None:
-            sampling["logits_processor"] = LogitsProcessorList([statistics])
+            decoding["logits_processor"] = LogitsProcessorList([statistics])
         with gathered(self.model):  # FSDP2: each block gathered once per generation, not per token
             sequences = self.model.generate(
                 input_ids=prompt_ids,
@@ -51,7 +51,7 @@ class HFGenerationEngine:
                 do_sample=args.do_sample,
                 eos_token_id=tokenizer.eos_token_id,
                 pad_token_id=tokenizer.pad_token_id,
-                **sampling,
+                **decoding,
             )
         completions = completions_from_ids(sequences[:, prompt_ids.shape[1] :], tokenizer)
         if statistics is not None:

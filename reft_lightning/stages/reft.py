@@ -302,11 +302,7 @@ class ReFTModule(LanguageModelStage):
             if completions.logprobs is None:
                 logp, values, logits = self.policy_outputs(sequences, attention, completions.response_ids)
                 return logp, values, masked_entropy(logits, mask)
-            length = mask.shape[1]
-            hidden = None
-            if self.value_head is not None and self.value_model is None:
-                hidden = response_hidden(self.model, sequences, attention, length)
-            values = self._values(sequences, attention, length, hidden)
+            values = self._values(sequences, attention, mask.shape[1])
         return completions.logprobs, values, masked_mean(completions.entropy, mask)
 
     def policy_outputs(
@@ -334,17 +330,19 @@ class ReFTModule(LanguageModelStage):
         sequences: torch.Tensor,
         attention: torch.Tensor,
         length: int,
-        policy_hidden: torch.Tensor | None,
+        policy_hidden: torch.Tensor | None = None,
         detach_value_input: bool = False,
     ) -> torch.Tensor:
         """Values ``[N, R]`` of the ``length`` response tokens: the value head on a separate value
-        model's hidden states, else on ``policy_hidden`` (``[N, R, H]``, the policy's); zeros
-        without a critic (never used)."""
+        model's hidden states, else on the policy's (``policy_hidden`` ``[N, R, H]`` when the caller
+        has them, else from a forward without logits); zeros without a critic (never used)."""
         if self.value_head is None:
             return sequences.new_zeros((sequences.shape[0], length), dtype=torch.float32)
         if self.value_model is not None:
             hidden = response_hidden(self.value_model, sequences, attention, length)
         else:
+            if policy_hidden is None:
+                policy_hidden = response_hidden(self.model, sequences, attention, length)
             hidden = policy_hidden.detach() if detach_value_input else policy_hidden
         return self.value_head(hidden)
 
