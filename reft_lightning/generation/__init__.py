@@ -1,4 +1,5 @@
-"""Decoding behind an engine seam: settings, the engine protocol, the Hugging Face and vLLM engines."""
+"""Decoding behind an engine seam: settings, the engine protocol, and the Hugging Face, static-cache
+and vLLM engines."""
 
 from reft_lightning.generation.args import EngineArgs, GenerationArgs, SamplingArgs
 from reft_lightning.generation.build import build_engine
@@ -9,6 +10,7 @@ from reft_lightning.generation.engine import (
     response_mask,
 )
 from reft_lightning.generation.hf import HFGenerationEngine
+from reft_lightning.generation.static_cache import StaticCacheEngine
 from reft_lightning.generation.vllm import VLLMGenerationEngine
 
 __all__ = [
@@ -18,6 +20,7 @@ __all__ = [
     "GenerationEngine",
     "HFGenerationEngine",
     "SamplingArgs",
+    "StaticCacheEngine",
     "VLLMGenerationEngine",
     "build_engine",
     "completions_from_ids",

@@ -7,6 +7,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from reft_lightning.generation.args import EngineArgs
 from reft_lightning.generation.engine import GenerationEngine
 from reft_lightning.generation.hf import HFGenerationEngine
+from reft_lightning.generation.static_cache import StaticCacheEngine
 from reft_lightning.generation.vllm import VLLMGenerationEngine
 
 
@@ -18,12 +19,15 @@ def build_engine(
     dtype: str,
     tokenizer_name: str | None = None,
 ) -> GenerationEngine:
-    """``hf``: :class:`HFGenerationEngine` on ``model`` itself. ``vllm``: a colocated
+    """``hf``: :class:`HFGenerationEngine` on ``model`` itself; ``static``: :class:`StaticCacheEngine`
+    on ``model`` itself. ``vllm``: a colocated
     :class:`VLLMGenerationEngine` loaded from ``model_name`` (and
     ``tokenizer_name``) in ``dtype``; it needs ``update_weights(model)`` before it generates with
     weights other than ``model_name``'s."""
     if args.name == "hf":
         return HFGenerationEngine(model, tokenizer)
+    if args.name == "static":
+        return StaticCacheEngine(model, tokenizer, args.compile, args.prompt_bucket, args.cache_chunk)
     return VLLMGenerationEngine(
         model_name,
         tokenizer,

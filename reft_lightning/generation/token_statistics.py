@@ -13,6 +13,12 @@ import torch
 from transformers import LogitsProcessor
 
 
+def log_softmax_and_entropy(logits: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``log softmax(logits / temperature)`` ``[..., V]`` and its entropy ``[...]``, float32 nats."""
+    log_p = torch.log_softmax(logits.float() / temperature, dim=-1)
+    return log_p, -(log_p.exp() * log_p).sum(dim=-1)
+
+
 class SampledTokenStatistics(LogitsProcessor):
     """Per generated token: ``log softmax(logits / temperature)[token]`` and the entropy of
     ``softmax(logits / temperature)``, in float32 nats, the quantities
@@ -39,8 +45,8 @@ class SampledTokenStatistics(LogitsProcessor):
         """Record the previous step's token, then this step's distribution; ``scores`` pass unchanged."""
         if self._step_log_softmax is not None:
             self._gather(input_ids[:, -1])
-        log_p = torch.log_softmax(scores.float() / self.temperature, dim=-1)
-        self._entropies.append(-(log_p.exp() * log_p).sum(dim=-1))
+        log_p, entropy = log_softmax_and_entropy(scores, self.temperature)
+        self._entropies.append(entropy)
         self._step_log_softmax = log_p
         return scores
 

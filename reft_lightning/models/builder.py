@@ -27,18 +27,22 @@ def _freeze(model: PreTrainedModel) -> PreTrainedModel:
     return model.eval().requires_grad_(False)
 
 
-BLOCK_RECOMPILE_LIMIT = 64
-"""Recompilations torch allows per compiled function when blocks are compiled (its default, 8, is
-spent by the blocks of one model in its train and eval modes, after which torch falls back to eager
-without an error)."""
+RECOMPILE_LIMIT = 64
+"""Recompilations torch allows per compiled function where this project compiles (its default, 8, is
+spent by the blocks of one model in its train and eval modes, or by a decode step's few batch and
+cache shapes, after which torch falls back to eager without an error)."""
+
+
+def allow_recompiles() -> None:
+    """Raise torch's recompile limit, a process-wide setting, to at least :data:`RECOMPILE_LIMIT`."""
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
 
 
 def compile_blocks(model: torch.nn.Module) -> None:
     """Compile each transformer block of ``model`` in place (``nn.Module.compile``, inductor, shapes
-    dynamic from the start, since every batch has its own prompt and response lengths), and raise
-    torch's recompile limit, a process-wide setting, to at least :data:`BLOCK_RECOMPILE_LIMIT`."""
-    limit = torch._dynamo.config.recompile_limit
-    torch._dynamo.config.recompile_limit = max(limit, BLOCK_RECOMPILE_LIMIT)
+    dynamic from the start, since every batch has its own prompt and response lengths), after
+    :func:`allow_recompiles`."""
+    allow_recompiles()
     for block in transformer_blocks(model):
         block.compile(dynamic=True)
 

@@ -71,8 +71,9 @@ class LanguageModelStage(GuardedOptimizerSteps):
             ``train/skipped_updates``); this many in a row stop the run with a message.
         fsdp: FSDP2 mixed precision (compute and reduce dtypes) under ``ModelParallelStrategy``.
         lora: LoRA adapters on the policy (``models/lora.py``); ``r: 0`` (default): none.
-        engine: the generation engine: ``hf`` (the policy's own ``generate``) or ``vllm`` (a colocated
-            copy of the policy, given its weights whenever they changed; see :meth:`sync_engine`).
+        engine: the generation engine: ``hf`` (the policy's own ``generate``), ``static`` (the policy
+            in a static-cache decode loop) or ``vllm`` (a colocated copy of the policy, given its
+            weights whenever they changed; see :meth:`sync_engine`).
         compile_blocks: compile each transformer block of every model the stage builds (``torch.compile``,
             inductor; the first steps and each new shape pay for compilation). Not with
             ``ModelParallelStrategy``. Measured in docs/results/performance.md.

@@ -92,8 +92,9 @@ class ReFTModule(LanguageModelStage):
             value model compute in the same dtypes).
         lora: LoRA adapters on the policy (``r: 0``, the default, trains every weight).
             ReFT's reference is then the policy with its adapters disabled (no copy).
-        engine: the generation engine: ``hf`` (default) or a colocated ``vllm`` (``pip install
-            'reft_lightning[vllm]'``; untested on real vLLM).
+        engine: the generation engine: ``hf`` (default), ``static`` (own static-cache decode loop,
+            compiled) or a colocated ``vllm`` (``pip install 'reft_lightning[vllm]'``; untested on
+            real vLLM).
         compile_blocks: compile each transformer block of every model the stage builds
             (``torch.compile``: the first steps pay for compilation); not with ``ModelParallelStrategy``.
     """
@@ -141,9 +142,9 @@ class ReFTModule(LanguageModelStage):
             raise ValueError(
                 f"{MODEL_KEY.format('old_logprobs')}: {old_logprobs!r}; choose recompute or sampling"
             )
-        if old_logprobs == "sampling" and self.engine_args.name != "hf":
+        if old_logprobs == "sampling" and self.engine_args.name == "vllm":
             raise ValueError(
-                f"{MODEL_KEY.format('old_logprobs')}: sampling needs the hf engine (engine.name "
+                f"{MODEL_KEY.format('old_logprobs')}: sampling needs the hf or static engine (engine.name "
                 f"{self.engine_args.name!r} does not record log-probs from the policy's own forward); "
                 "use recompute"
             )

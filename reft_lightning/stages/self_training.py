@@ -57,7 +57,7 @@ class OnlineSelfTrainingModule(LanguageModelStage):
         max_nonfinite_steps: consecutive skipped non-finite steps that stop the run.
         fsdp: FSDP2 mixed precision under ``ModelParallelStrategy``.
         lora: LoRA adapters on the policy (``r: 0``: none).
-        engine: the generation engine (``hf`` or a colocated ``vllm``).
+        engine: the generation engine (``hf``, ``static`` or a colocated ``vllm``).
         compile_blocks: compile each transformer block of every model the stage builds
             (``torch.compile``: the first steps pay for compilation); not with ``ModelParallelStrategy``.
     """

@@ -38,8 +38,9 @@ class SFTModule(LanguageModelStage):
         fsdp: FSDP2 mixed precision under ``ModelParallelStrategy`` (the frozen reference and a
             value model compute in the same dtypes).
         lora: LoRA adapters on the policy (``r: 0``, the default, trains every weight).
-        engine: the generation engine: ``hf`` (default) or a colocated ``vllm`` (``pip install
-            'reft_lightning[vllm]'``; untested on real vLLM).
+        engine: the generation engine: ``hf`` (default), ``static`` (own static-cache decode loop,
+            compiled) or a colocated ``vllm`` (``pip install 'reft_lightning[vllm]'``; untested on
+            real vLLM).
         compile_blocks: compile each transformer block of every model the stage builds
             (``torch.compile``: the first steps pay for compilation); not with ``ModelParallelStrategy``.
     """

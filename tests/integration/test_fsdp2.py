@@ -30,7 +30,13 @@ EXPORT = {"class_path": "reft_lightning.HFExport", "init_args": {"export_best": 
 
 
 def _config(
-    tmp_path: Path, model_dir: Path, name: str, devices: int, callbacks: list[dict], stage: str = "sft"
+    tmp_path: Path,
+    model_dir: Path,
+    name: str,
+    devices: int,
+    callbacks: list[dict],
+    stage: str = "sft",
+    engine: dict | None = None,
 ) -> Path:
     config = yaml.safe_load((REPO / "configs" / "demo" / f"{stage}_synthetic.yaml").read_text())
     config["trainer"].update(
@@ -45,6 +51,8 @@ def _config(
             rollout={"max_new_tokens": 12, "do_sample": False}, value_dropout=0.0, value_init="default"
         )
         init["value_model"] = str(model_dir)
+        if engine is not None:
+            init["engine"] = engine
     config["data"]["init_args"].update(num_train=64, num_val=4, num_test=4, batch_size=8 // devices)
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -104,14 +112,22 @@ def test_the_export_of_a_sharded_run_loads_and_generates_in_plain_transformers(s
     assert out.shape[1] == ids["input_ids"].shape[1] + 5 or out[0, -1] == tokenizer.eos_token_id
 
 
+@pytest.fixture(scope="module")
+def single_process_reft_run(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("reft_single")
+    _fit(_config(folder, tiny_model_dir, "reft_1", 1, [EXPORT], stage="reft"), folder / "run")
+    return folder / "run"
+
+
+@pytest.mark.parametrize("engine", [{"name": "hf"}, {"name": "static", "compile": False}])
 def test_reft_with_a_value_model_under_fsdp2_takes_the_steps_of_one_process(
-    tiny_model_dir: Path, tmp_path: Path
+    single_process_reft_run: Path, tiny_model_dir: Path, tmp_path: Path, engine: dict
 ) -> None:
-    """Policy, frozen reference, value model and value head all sharded; rollouts by the sharded policy."""
-    for devices in (1, 2):
-        config = _config(tmp_path, tiny_model_dir, f"reft_{devices}", devices, [EXPORT], stage="reft")
-        _fit(config, tmp_path / str(devices))
-    single, sharded = _final(tmp_path / "1"), _final(tmp_path / "2")
+    """Policy, frozen reference, value model and value head all sharded; rollouts by the sharded
+    policy, through ``generate`` or the static-cache loop (both greedy: the one process's tokens)."""
+    config = _config(tmp_path, tiny_model_dir, "reft_2", 2, [EXPORT], stage="reft", engine=engine)
+    _fit(config, tmp_path / "2")
+    single, sharded = _final(single_process_reft_run), _final(tmp_path / "2")
     initial = load_file(tiny_model_dir / "model.safetensors")
     change = max(float((single[k] - initial[k]).abs().max()) for k in initial)
     worst = max(float((sharded[k] - weight).abs().max()) for k, weight in single.items())

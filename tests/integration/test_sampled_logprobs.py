@@ -122,5 +122,5 @@ def test_a_reft_iteration_from_sampling_logprobs_equals_the_recomputed_one(
 
 
 def test_sampling_logprobs_are_refused_with_the_vllm_engine(tiny_model_dir: Path) -> None:
-    with pytest.raises(ValueError, match="old_logprobs: sampling needs the hf engine"):
+    with pytest.raises(ValueError, match="old_logprobs: sampling needs the hf or static engine"):
         ReFTModule(model=str(tiny_model_dir), old_logprobs="sampling", engine=EngineArgs(name="vllm"))
