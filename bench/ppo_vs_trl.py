@@ -15,6 +15,8 @@ value model on both sides (TRL has no other). Rows:
   loop's log-probs, one policy forward fewer), ``optimizer.fused`` (fused AdamW) and
   ``compile_blocks`` (each transformer block compiled; its compilation falls in the first iterations,
   which ``--skip`` leaves out);
+- ``reft_lightning, speed options, static engine``: the speed options, rollouts by the static-cache
+  engine (``engine.name: static``, its decode step compiled) instead of ``generate``;
 - ``reft_lightning, shared value head``: the paper's default, a value head on the policy's backbone
   (TRL cannot do it; no TRL row to compare).
 
@@ -48,6 +50,10 @@ OURS: dict[str, list[str]] = {
     "reft_lightning, speed options": [
         "VALUE_MODEL", "--model.init_args.old_logprobs=sampling", "--model.init_args.optimizer.fused=true",
         "--model.init_args.compile_blocks=true",
+    ],
+    "reft_lightning, speed options, static engine": [
+        "VALUE_MODEL", "--model.init_args.old_logprobs=sampling", "--model.init_args.optimizer.fused=true",
+        "--model.init_args.compile_blocks=true", "--model.init_args.engine.name=static",
     ],
     "reft_lightning, shared value head": [],
 }  # fmt: skip

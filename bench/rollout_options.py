@@ -1,6 +1,7 @@
-"""Rollout throughput of ``model.generate`` under the options transformers and torch offer, on this
-machine: the KV cache's kind (dynamic, the default, or static) and ``torch.compile`` (of each
-transformer block, as ``model.init_args.compile_blocks`` does, or of the whole model).
+"""Rollout throughput on this machine of ``model.generate`` under the options transformers and torch
+offer (the KV cache's kind, dynamic by default or static; ``torch.compile`` of each transformer block,
+as ``model.init_args.compile_blocks`` does, or of the whole model) and of this project's static-cache
+engine (``model.init_args.engine.name: static``), eager and with its decode step compiled.
 
 The work of one ReFT rollout at the bench's shape: ``--batch`` of the demo's synthetic questions
 (N-CoT prompts, left-padded), ``--tokens`` new tokens sampled at temperature 0.7, on ``--model``
@@ -19,19 +20,24 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from reft_lightning.data.formats import CotFormat, prompt_text
 from reft_lightning.data.synthetic import generate_problems
+from reft_lightning.generation import SamplingArgs, StaticCacheEngine
+from reft_lightning.generation.engine import response_mask
 from reft_lightning.models.builder import compile_blocks
 from reft_lightning.models.loading import load_causal_lm, load_tokenizer
 
 from runs import publish_table, timing_row
 
-OPTIONS = ("plain", "static cache", "compiled blocks", "compiled model, static cache")
-"""``plain`` is what the HF engine runs today."""
+GENERATE_OPTIONS = ("plain", "static cache", "compiled blocks", "compiled model, static cache")
+"""Options of ``model.generate``; ``plain`` is what the HF engine (``engine.name: hf``) runs."""
+ENGINE_OPTIONS = ("static-cache engine, eager", "static-cache engine, compiled")
+"""This project's decode loop (``engine.name: static``), with ``engine.compile`` false and true."""
 
 
 def build(model_dir: Path, option: str) -> torch.nn.Module:
@@ -70,40 +76,47 @@ def main() -> None:
     settings = {"input_ids": ids, "attention_mask": mask, "max_new_tokens": args.tokens, "do_sample": True,
                 "temperature": 0.7, "top_k": 0, "top_p": 1.0, "eos_token_id": tokenizer.eos_token_id,
                 "pad_token_id": tokenizer.pad_token_id}  # fmt: skip
+    sampling = SamplingArgs(max_new_tokens=args.tokens, temperature=0.7)
 
-    def generate(model: torch.nn.Module, option: str) -> tuple[float, int]:
+    def rollout(option: str) -> Callable[[], int]:
+        """A call generating the batch with ``option``, returning the number of tokens generated
+        (up to and including each row's EOS)."""
+        model = build(args.model, option)
+        if option in ENGINE_OPTIONS:
+            engine = StaticCacheEngine(model, tokenizer, compile=option.endswith("compiled"))
+            return lambda: int(engine.generate(ids, mask, sampling).response_mask.sum())
         cache = {"cache_implementation": "static"} if "static" in option else {}
+        return lambda: int(response_mask(model.generate(**settings, **cache)[:, width:], eos_id).sum())
+
+    def timed(call: Callable[[], int]) -> tuple[float, int]:
         torch.manual_seed(0)
         started = time.perf_counter()
         with torch.no_grad():
-            out = model.generate(**settings, **cache)
-        response = out[:, width:]
-        ended = (
-            response.eq(tokenizer.eos_token_id).long().cumsum(1) - response.eq(tokenizer.eos_token_id).long()
-        )
-        return time.perf_counter() - started, int(ended.eq(0).sum())
+            tokens = call()
+        return time.perf_counter() - started, tokens
 
-    models, first, rates = {}, {}, {option: [] for option in OPTIONS}
-    for option in OPTIONS:
-        models[option] = build(args.model, option)
+    eos_id, options = tokenizer.eos_token_id, GENERATE_OPTIONS + ENGINE_OPTIONS
+    calls, first, rates = {}, {}, {option: [] for option in options}
+    for option in options:
+        calls[option] = rollout(option)
         started = time.perf_counter()
         for _ in range(args.warmup):
-            generate(models[option], option)
+            timed(calls[option])
         first[option] = time.perf_counter() - started
     for _ in range(args.repeats):
-        for option in OPTIONS:
-            seconds, tokens = generate(models[option], option)
+        for option in options:
+            seconds, tokens = timed(calls[option])
             rates[option].append(tokens / seconds)
     plain = statistics.median(rates["plain"])
     lines = [
-        f"`generate` of {args.batch} prompts x {args.tokens} new tokens (temperature 0.7), `{args.model}`, "
+        f"Rollouts of {args.batch} prompts x {args.tokens} new tokens (temperature 0.7), `{args.model}`, "
         f"fp32, {args.threads} thread(s), torch {torch.__version__}; {args.repeats} interleaved calls per "
         f"option after {args.warmup} warm-up calls.",
         "",
         "| option | generated tokens / s, median (range) | vs plain | first calls (s) |",
         "| --- | --- | --- | --- |",
     ]
-    lines += [timing_row(option, rates[option], plain, first[option]) for option in OPTIONS]
+    lines += [timing_row(option, rates[option], plain, first[option]) for option in options]
     publish_table(lines, args.out)
 
 

@@ -330,7 +330,7 @@ def test_a_missing_vllm_names_the_extra_to_install(
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"name": "sglang"}, r"engine\.name must be 'hf' or 'vllm', got 'sglang'"),
+        ({"name": "sglang"}, r"engine\.name must be 'hf', 'static' or 'vllm', got 'sglang'"),
         ({"gpu_memory_utilization": 0.0}, r"engine\.gpu_memory_utilization must be a fraction in \(0, 1\]"),
         ({"gpu_memory_utilization": 1.5}, r"engine\.gpu_memory_utilization must be a fraction in \(0, 1\]"),
         ({"max_model_len": 0}, r"engine\.max_model_len must be a positive token count or null, got 0"),
@@ -369,7 +369,10 @@ def test_a_stage_configured_with_engine_vllm_builds_and_syncs_it(
     )
     module = parser.instantiate(config).model
     assert module.engine_args == EngineArgs(name="vllm", gpu_memory_utilization=0.5)
-    assert module.hparams["engine"] == {"name": "vllm", "gpu_memory_utilization": 0.5, "max_model_len": None}
+    assert module.hparams["engine"] == {
+        "name": "vllm", "compile": True, "prompt_bucket": 16, "cache_chunk": 64,
+        "gpu_memory_utilization": 0.5, "max_model_len": None,
+    }  # fmt: skip
     module.configure_model()
     assert isinstance(module.engine, VLLMGenerationEngine)
     (llm,) = FakeLLM.built
