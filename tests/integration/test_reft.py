@@ -13,7 +13,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
 from reft_lightning.data.datasets import SyntheticDataModule
-from reft_lightning.generation import SamplingArgs
+from reft_lightning.generation import EngineArgs, SamplingArgs
 from reft_lightning.stages.optim import OptimizerArgs
 from reft_lightning.stages.ppo_args import PPOArgs
 from reft_lightning.stages.reft import ReFTModule
@@ -22,12 +22,16 @@ ITERATIONS = 4
 STEPS_PER_ITERATION = 2  # ppo_epochs=2, one minibatch per rollout batch
 
 
-def _module(model_dir: Path, value_lr: float | None = None, old_logprobs: str = "recompute") -> ReFTModule:
-    """A ReFT module with its models built (as a Trainer would, before it trains)."""
+def _module(
+    model_dir: Path, value_lr: float | None = None, old_logprobs: str = "recompute", engine: str = "hf"
+) -> ReFTModule:
+    """A ReFT module with its models built (as a Trainer would, before it trains); ``engine``'s
+    static-cache loop runs eagerly."""
     module = ReFTModule(
         model=str(model_dir),
         value_lr=value_lr,
         old_logprobs=old_logprobs,
+        engine=EngineArgs(name=engine, compile=False),
         ppo=PPOArgs(kl_coef=0.05),
         rollout=SamplingArgs(max_new_tokens=12),
         optimizer=OptimizerArgs(lr=1e-3, schedule="constant", warmup_ratio=0.0),
@@ -93,12 +97,15 @@ def test_ppo_iterations_update_policy_and_value_but_not_reference(
     assert all(not p.requires_grad for p in module.reference.parameters())
 
 
-@pytest.mark.parametrize("old_logprobs", ["recompute", "sampling"])
+@pytest.mark.parametrize(
+    ("old_logprobs", "engine"), [("recompute", "hf"), ("sampling", "hf"), ("sampling", "static")]
+)
 def test_resume_from_mid_run_checkpoint_reproduces_the_next_iterations(
-    tiny_model_dir: Path, tmp_path: Path, old_logprobs: str
+    tiny_model_dir: Path, tmp_path: Path, old_logprobs: str, engine: str
 ) -> None:
+    """Sampled rollouts: the static engine's uniforms come from the restored random state too."""
     L.seed_everything(0)
-    straight = _module(tiny_model_dir, old_logprobs=old_logprobs)
+    straight = _module(tiny_model_dir, old_logprobs=old_logprobs, engine=engine)
     every = ModelCheckpoint(
         dirpath=tmp_path / "ckpt", every_n_train_steps=2 * STEPS_PER_ITERATION, save_top_k=-1
     )
@@ -111,7 +118,7 @@ def test_resume_from_mid_run_checkpoint_reproduces_the_next_iterations(
     )
 
     L.seed_everything(123)  # a different seed: everything that matters must come from the checkpoint
-    resumed = _module(tiny_model_dir, old_logprobs=old_logprobs)
+    resumed = _module(tiny_model_dir, old_logprobs=old_logprobs, engine=engine)
     _trainer(tmp_path / "resumed").fit(resumed, _data(tiny_model_dir), ckpt_path=middle)
 
     assert resumed.iterations == ITERATIONS
