@@ -17,6 +17,13 @@ value model on both sides (TRL has no other). Rows:
   which ``--skip`` leaves out);
 - ``reft_lightning, speed options, static engine``: the speed options, rollouts by the static-cache
   engine (``engine.name: static``, its decode step compiled) instead of ``generate``;
+- ``reft_lightning, speed options, static engine, length-grouped batches of 16``: as the previous
+  row, with the evaluate step's forwards and the optimise step's forward/backward in groups of 16
+  rollouts of similar length, each cut to the columns its rollouts use (``ppo.forward_batch_size``,
+  ``ppo.micro_batch_size``; the same gradient);
+- ``TRL 1.12.0, micro-batches of 16``: TRL with its training forward/backward in micro-batches of 16
+  (``per_device_train_batch_size`` 16, ``gradient_accumulation_steps`` 4: the same optimizer steps),
+  the control for the previous row (TRL pads every micro-batch to the whole batch's width);
 - ``reft_lightning, shared value head``: the paper's default, a value head on the policy's backbone
   (TRL cannot do it; no TRL row to compare).
 
@@ -55,11 +62,19 @@ OURS: dict[str, list[str]] = {
         "VALUE_MODEL", "--model.init_args.old_logprobs=sampling", "--model.init_args.optimizer.fused=true",
         "--model.init_args.compile_blocks=true", "--model.init_args.engine.name=static",
     ],
+    "reft_lightning, speed options, static engine, length-grouped batches of 16": [
+        "VALUE_MODEL", "--model.init_args.old_logprobs=sampling", "--model.init_args.optimizer.fused=true",
+        "--model.init_args.compile_blocks=true", "--model.init_args.engine.name=static",
+        "--model.init_args.ppo.micro_batch_size=16", "--model.init_args.ppo.forward_batch_size=16",
+    ],
     "reft_lightning, shared value head": [],
 }  # fmt: skip
 """Our rows: overrides of ``CONFIG`` (``VALUE_MODEL``: a separate value model from the same weights)."""
+TRL_SIDES: dict[str, int | None] = {"TRL 1.12.0": None, "TRL 1.12.0, micro-batches of 16": 16}
+"""TRL's rows: the worker's ``--micro-batch-size`` (``None``: the whole batch in one forward)."""
 TRL_SIDE = "TRL 1.12.0"
-SIDES = (*OURS, TRL_SIDE)
+"""The row the first ratio column divides by."""
+SIDES = (*OURS, *TRL_SIDES)
 STEP_ORDER = ("rollout", "score", "evaluate", "score_wait", "shape", "estimate", "optimise", "sync")
 """The steps of ``ReFTModule.training_step``, in order (its ``time/*`` metrics)."""
 
@@ -112,13 +127,16 @@ def ours(model: Path, run: Path, args: argparse.Namespace, overrides: list[str])
     return Measured(seconds, tokens, memory, steps)
 
 
-def trl(python: Path, model: Path, questions: Path, run: Path, args: argparse.Namespace) -> Measured:
-    """TRL's iterations' seconds and response tokens, and the peak RSS (MB)."""
+def trl(
+    python: Path, model: Path, questions: Path, run: Path, args: argparse.Namespace, micro: int | None
+) -> Measured:
+    """TRL's iterations' seconds and response tokens, and the peak RSS (MB); ``micro``: rows per
+    training forward and backward (``None``: the whole batch)."""
     command = [
         str(python), str(WORKER), f"--checkpoint={model}", f"--questions={questions}", "--seed=0",
         f"--iterations={args.iterations}", f"--batch-size={args.batch}", f"--response-length={args.tokens}",
         f"--threads={args.threads}", "--value=separate", "--lr=1e-5", "--temperature=1.0", f"--out={run}",
-        "--no-save",
+        "--no-save", *([f"--micro-batch-size={micro}"] if micro else []),
     ]  # fmt: skip
     memory = timed(command, run, args.threads)
     with (run / "iterations.csv").open() as handle:
@@ -155,8 +173,8 @@ def main() -> None:
         order = SIDES if repeat % 2 == 0 else SIDES[::-1]
         for side in order:
             run = args.runs / f"{slug(side)}_{repeat}"
-            if side == TRL_SIDE:
-                results[side].append(trl(python, model, questions, run, args))
+            if side in TRL_SIDES:
+                results[side].append(trl(python, model, questions, run, args, TRL_SIDES[side]))
             else:
                 results[side].append(ours(model, run, args, OURS[side]))
             print(f"{side}, repeat {repeat}: {results[side][-1].seconds}", flush=True)
@@ -178,18 +196,19 @@ def write_table(results: dict[str, list[Measured]], args: argparse.Namespace) ->
         summary[side] = (statistics.median(seconds), min(seconds), max(seconds), statistics.median(rates),
                          max(run.memory for run in runs))  # fmt: skip
     trl_median = summary[TRL_SIDE][0]
+    fastest_trl = min(summary[side][0] for side in TRL_SIDES)
     lines = [
         f"Equal work: a micro GPT-2, {args.batch} rollouts x {args.tokens} new tokens per iteration, "
         f"2 PPO epochs over one minibatch, fp32, {args.threads} thread(s); {args.repeats} alternating "
         f"runs of {args.iterations} iterations per side, the first {args.skip} of each left out.",
         "",
         "| implementation | s / iteration, median (range) | response tokens / s, median | peak RSS (MB) | "
-        "TRL time / this time |",
-        "| --- | --- | --- | --- | --- |",
+        f"{TRL_SIDE} time / this time | fastest TRL row's time / this time |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for side, (median, low, high, rate, memory) in summary.items():
-        ratio = f"{trl_median / median:.2f}"
-        lines.append(f"| {side} | {median:.2f} ({low:.2f}-{high:.2f}) | {rate:.0f} | {memory} | {ratio} |")
+        ratios = f"{trl_median / median:.2f} | {fastest_trl / median:.2f}"
+        lines.append(f"| {side} | {median:.2f} ({low:.2f}-{high:.2f}) | {rate:.0f} | {memory} | {ratios} |")
     ours_sides = [side for side in SIDES if results[side][0].steps]
     present = results[ours_sides[0]][0].steps
     names = [f"time/{step}" for step in STEP_ORDER if f"time/{step}" in present]

@@ -2,8 +2,8 @@
 (at a fixed rollout batch) and against rollout batch (at a fixed length), with the time per
 response token, so that growth worse than linear in tokens shows as a rising last column.
 
-The workload of ``bench/ppo_vs_trl.py`` (its ``ours`` run: a random ``micro`` GPT-2, a separate value
-model, 2 PPO epochs over one minibatch, fp32, ``--threads`` threads), one fresh process per point:
+The workload of ``bench/ppo_vs_trl.py`` (one of its rows of ours, ``--side``: a random ``micro``
+GPT-2, 2 PPO epochs over one minibatch, fp32, ``--threads`` threads), one fresh process per point:
 
     python bench/reft_scaling.py --runs runs/reft_scaling --out docs/results/reft_scaling.md
 """
@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ppo_vs_trl import ours
+from ppo_vs_trl import OURS, ours
 
 
 def main() -> None:
@@ -30,6 +30,9 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=4)
     parser.add_argument("--skip", type=int, default=1, help="first iterations of each run left out")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--side", choices=list(OURS), default="reft_lightning", help="a row of ours in bench/ppo_vs_trl.py"
+    )
     parser.add_argument("--runs", type=Path, default=Path("runs/reft_scaling"))
     parser.add_argument("--out", type=Path, default=Path("docs/results/reft_scaling.md"))
     args = parser.parse_args()
@@ -40,8 +43,8 @@ def main() -> None:
     points = [(args.fixed_batch, length) for length in args.lengths]
     points += [(batch, args.fixed_length) for batch in args.batches if batch != args.fixed_batch]
     lines = [
-        f"One ReFT iteration (separate value model, 2 PPO epochs, fp32, {args.threads} thread(s)); median "
-        f"of {args.iterations - args.skip} iterations after the first {args.skip}.",
+        f"One ReFT iteration ({args.side!r} of bench/ppo_vs_trl.py, 2 PPO epochs, fp32, {args.threads} "
+        f"thread(s)); median of {args.iterations - args.skip} iterations after the first {args.skip}.",
         "",
         "| rollouts | new tokens (at most) | response tokens | s / iteration | ms per response token |",
         "| --- | --- | --- | --- | --- |",
@@ -50,7 +53,7 @@ def main() -> None:
         point = argparse.Namespace(
             batch=batch, tokens=length, iterations=args.iterations, threads=args.threads
         )
-        measured = ours(model, args.runs / f"b{batch}_t{length}", point, shared=False)
+        measured = ours(model, args.runs / f"b{batch}_t{length}", point, OURS[args.side])
         seconds = statistics.median(measured.seconds[args.skip :])
         tokens = statistics.median(measured.tokens[args.skip :])
         lines.append(f"| {batch} | {length} | {tokens:.0f} | {seconds:.2f} | {1000 * seconds / tokens:.2f} |")

@@ -11,7 +11,9 @@ by ``bench/trl_control.py``; by hand:
 Writes ``<out>/iterations.csv`` (one row per PPO iteration, with its wall-clock ``seconds`` and
 ``response_tokens``) and ``<out>/policy`` (the final policy and tokenizer, ``save_pretrained``,
 loadable by ``reft validate|test``; not with ``--no-save``). ``--batch-size`` and
-``--response-length`` change the workload (``bench/ppo_vs_trl.py`` times it).
+``--response-length`` change the workload (``bench/ppo_vs_trl.py`` times it); ``--micro-batch-size``
+splits each training forward and backward into micro-batches (TRL's ``per_device_train_batch_size``,
+with ``gradient_accumulation_steps`` making up the batch: the same optimizer steps).
 
 The reward model trick. TRL scores a rollout with ``get_reward(model, query_responses, pad_id,
 context_length)``: it calls ``getattr(model, model.base_model_prefix)(input_ids=..., attention_mask=...,
@@ -239,9 +241,13 @@ def build_models(checkpoint: str, value: str) -> tuple[nn.Module, nn.Module, nn.
 
 def ppo_config(args: argparse.Namespace) -> PPOConfig:
     """TRL's config with the demo's settings (see the module docstring)."""
+    micro = args.micro_batch_size or args.batch_size
+    if args.batch_size % micro:
+        raise SystemExit(f"--micro-batch-size {micro} must divide --batch-size {args.batch_size}")
     return PPOConfig(
         output_dir=str(args.out / "trl"), seed=args.seed, use_cpu=True, bf16=False, fp16=False,
-        per_device_train_batch_size=args.batch_size, gradient_accumulation_steps=1, num_mini_batches=1,
+        per_device_train_batch_size=micro, gradient_accumulation_steps=args.batch_size // micro,
+        num_mini_batches=1,
         total_episodes=args.batch_size * args.iterations, num_ppo_epochs=2, learning_rate=args.lr,
         lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0,
         kl_coef=args.kl_coef, kl_estimator="k1", cliprange=0.2, cliprange_value=0.2, vf_coef=5.0,
@@ -288,6 +294,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
         "--batch-size", type=int, default=16, help="questions per iteration (one sample each)"
+    )
+    parser.add_argument(
+        "--micro-batch-size", type=int, help="rows per training forward/backward (default: --batch-size)"
     )
     parser.add_argument("--response-length", type=int, default=160, help="most new tokens per rollout")
     parser.add_argument("--no-save", action="store_true", help="skip writing the final policy")

@@ -10,7 +10,7 @@ from reft_lightning.rl.estimators import (
 )
 from reft_lightning.rl.gae import compute_gae, masked_mean, masked_var, masked_whiten
 from reft_lightning.rl.kl import AdaptiveKLController, FixedKLController, KLController, kl_estimate
-from reft_lightning.rl.logprobs import masked_entropy, token_logprobs
+from reft_lightning.rl.logprobs import masked_entropy, token_entropy, token_logprobs
 from reft_lightning.rl.losses import (
     PolicyLossStats,
     ValueLossStats,
@@ -44,5 +44,6 @@ __all__ = [
     "register_advantage",
     "sequence_mean",
     "shape_rewards",
+    "token_entropy",
     "token_logprobs",
 ]

@@ -32,11 +32,14 @@ def token_logprobs(logits: Tensor, tokens: Tensor) -> Tensor:
     return chosen - torch.logsumexp(logits, dim=-1)
 
 
-def masked_entropy(logits: Tensor, mask: Tensor) -> Tensor:
-    """Mean entropy (nats) of the next-token distributions over the masked positions, a scalar.
-
-    ``H_t = -sum_v p_t(v) log p_t(v)`` for ``logits`` ``[B, T, V]``, averaged over ``mask`` ``[B, T]``.
-    """
+def token_entropy(logits: Tensor) -> Tensor:
+    """Entropy (nats) ``H_t = -sum_v p_t(v) log p_t(v)`` of each next-token distribution:
+    ``logits`` ``[B, T, V]`` -> ``[B, T]``, in at least float32."""
     log_p = torch.log_softmax(_at_least_float32(logits), dim=-1)
-    entropy = -(log_p.exp() * log_p).sum(dim=-1)
-    return masked_mean(entropy, mask)
+    return -(log_p.exp() * log_p).sum(dim=-1)
+
+
+def masked_entropy(logits: Tensor, mask: Tensor) -> Tensor:
+    """Mean :func:`token_entropy` over the masked positions, a scalar: ``logits`` ``[B, T, V]``,
+    ``mask`` ``[B, T]``."""
+    return masked_mean(token_entropy(logits), mask)

@@ -19,7 +19,14 @@ class PPOArgs:
     minibatch_size: int | None = None
     """Sequences per optimizer step; ``None`` = the whole rollout batch of this device (spec)."""
     micro_batch_size: int | None = None
-    """Sequences per forward/backward inside a minibatch (gradient accumulation); ``None`` = minibatch."""
+    """Sequences per forward/backward inside a minibatch (gradient accumulation); ``None`` = minibatch.
+
+    A minibatch's sequences go into micro-batches by length, each cut to the columns its sequences
+    use: the same gradient as one pass over the minibatch (up to float rounding), less padding.
+    """
+    forward_batch_size: int | None = None
+    """Sequences per no-grad forward of the evaluate step (old log-probs, values, reference log-probs),
+    grouped by length as micro-batches are; ``None`` = every rollout of this device in one forward."""
     clip_range: float = 0.2
     """PPO ratio clip epsilon (spec: 0.2)."""
     value_clip_range: float = 0.2
@@ -72,6 +79,10 @@ class PPOArgs:
     def __post_init__(self) -> None:
         if self.num_samples < 1 or self.ppo_epochs < 1:
             raise ValueError("num_samples and ppo_epochs must be at least 1")
+        for name in ("minibatch_size", "micro_batch_size", "forward_batch_size"):
+            size = getattr(self, name)
+            if size is not None and size < 1:
+                raise ValueError(f"{name} must be at least 1, or null for all sequences; got {size}")
         estimator = advantage_estimator(self.advantage)
         if estimator.needs_groups and self.num_samples < 2:
             raise ValueError(f"advantage={self.advantage!r} needs num_samples >= 2 (a group per question)")

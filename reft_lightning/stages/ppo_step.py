@@ -10,6 +10,7 @@ import torch
 
 from reft_lightning.models.sharding import whole
 from reft_lightning.rl.losses import ppo_policy_loss, ppo_value_loss
+from reft_lightning.stages.length_groups import PaddingExtents, RowGroup
 from reft_lightning.stages.ppo_args import PPOArgs
 
 
@@ -60,10 +61,21 @@ class Rollout:
     keep: torch.Tensor | None = None
     """[N] bool: the sequences of the policy loss (``skip_uniform_groups``); ``None``: all of them."""
 
-    def select(self, index: torch.Tensor) -> Rollout:
-        """The rows ``index`` of every tensor."""
-        fields = (getattr(self, name) for name in self.__dataclass_fields__)
-        return Rollout(*(None if tensor is None else tensor[index] for tensor in fields))
+    def part(self, group: RowGroup) -> Rollout:
+        """``group``'s rows, cut to its columns: ``group.sequence_columns`` of ``sequences`` and
+        ``attention``, ``group.response_columns`` of the ``[N, R]`` tensors."""
+        index = group.index(self.sequences.device)
+        sequence_side, response_side = group.sequence_columns, group.response_columns
+        return Rollout(
+            sequences=self.sequences[index, sequence_side],
+            attention=self.attention[index, sequence_side],
+            **{name: getattr(self, name)[index, response_side] for name in _RESPONSE_FIELDS},
+            keep=None if self.keep is None else self.keep[index],
+        )
+
+
+_RESPONSE_FIELDS = ("response_ids", "mask", "old_logp", "old_values", "advantages", "returns")
+"""The ``[N, R]`` fields of :class:`Rollout`."""
 
 
 def optimise_rollout(module: PPOModule, rollout: Rollout, ppo: PPOArgs, use_values: bool) -> dict[str, float]:
@@ -71,6 +83,8 @@ def optimise_rollout(module: PPOModule, rollout: Rollout, ppo: PPOArgs, use_valu
 
     Loss per minibatch (spec): policy loss + ``vf_coef`` * value loss, each reduced per sequence
     then averaged; micro-batches accumulate gradients weighted by their share of the minibatch.
+    A minibatch's rows go into micro-batches by length, each cut to the columns its rows use
+    (:mod:`reft_lightning.stages.length_groups`): the same loss, less padding in the forward.
     The stability levers of :class:`PPOArgs` change this when set:
 
     - ``critic_warmup_iterations``: while ``module.iterations`` is below it, the policy loss gets
@@ -86,26 +100,30 @@ def optimise_rollout(module: PPOModule, rollout: Rollout, ppo: PPOArgs, use_valu
     Returns the means over all minibatches of the losses and their diagnostics, the last gradient
     norm (before clipping), the learning rate, ``train/ppo_epochs_run`` and ``train/critic_warmup``.
     Statistics stay on the device while the epochs run and come to the host in one transfer at
-    the end (plus one per epoch with ``target_kl``, whose decision needs the value).
+    the end (plus one per epoch with ``target_kl``, whose decision needs the value). The rows'
+    lengths come to the host once before the epochs, the shuffled order once per epoch.
     """
     optimizer, scheduler = module.optimizers(), module.lr_schedulers()
     count = rollout.sequences.shape[0]
     minibatch = ppo.minibatch_size or count
-    micro = ppo.micro_batch_size or minibatch
+    extents = PaddingExtents.of(rollout.attention, rollout.mask)
     warmup = module.iterations < ppo.critic_warmup_iterations
     frozen = module.policy_and_value_parameters()[0] if warmup else []
     totals: dict[str, torch.Tensor] = {}
     steps = epochs_run = 0
     for epoch in range(ppo.ppo_epochs):
-        order = torch.randperm(count, device=rollout.sequences.device)
+        order = torch.randperm(count, device=rollout.sequences.device).tolist()
         epoch_kl, epoch_steps = torch.zeros((), device=rollout.sequences.device), 0
         for start in range(0, count, minibatch):
             rows = order[start : start + minibatch]
             optimizer.zero_grad()
-            policy_scale = None if rollout.keep is None else _kept_policy_scale(module, rollout.keep[rows])
-            for micro_start in range(0, rows.numel(), micro):
-                part = rollout.select(rows[micro_start : micro_start + micro])
-                share = part.mask.shape[0] / rows.numel()
+            policy_scale = None
+            if rollout.keep is not None:
+                kept = rollout.keep[torch.tensor(rows, device=rollout.keep.device)]
+                policy_scale = _kept_policy_scale(module, kept)
+            for group in extents.groups(rows, ppo.micro_batch_size):
+                part = rollout.part(group)
+                share = len(group.rows) / len(rows)
                 stats = _loss_and_backward(
                     module, part, ppo, use_values, weight=share, warmup=warmup, policy_scale=policy_scale
                 )

@@ -16,6 +16,7 @@ import math
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from functools import partial
 from typing import Any, Literal
 
 import torch
@@ -35,9 +36,10 @@ from reft_lightning.rl.advantages import informative_groups
 from reft_lightning.rl.estimators import advantage_estimator
 from reft_lightning.rl.gae import masked_mean
 from reft_lightning.rl.kl import AdaptiveKLController, FixedKLController, KLController, kl_estimate
-from reft_lightning.rl.logprobs import masked_entropy, token_logprobs
+from reft_lightning.rl.logprobs import token_entropy, token_logprobs
 from reft_lightning.rl.shaping import shape_rewards
 from reft_lightning.stages.base import MODEL_KEY, ROLLOUT_TOKENS_KEY, LanguageModelStage, as_args
+from reft_lightning.stages.length_groups import PaddingExtents, in_groups
 from reft_lightning.stages.optim import OptimizerArgs, lightning_optimizers
 from reft_lightning.stages.ppo_args import PPOArgs
 from reft_lightning.stages.ppo_step import Rollout, optimise_rollout
@@ -240,8 +242,7 @@ class ReFTModule(LanguageModelStage):
         attention = torch.cat([prompt_mask, completions.response_mask], dim=1)
         mask = completions.response_mask
         with timed("evaluate"):  # 3. old log-probs, values, entropy; reference log-probs
-            old_logp, old_values, entropy = self._score_tokens(sequences, attention, completions)
-            ref_logp = self._reference_logprobs(sequences, attention, completions.response_ids)
+            old_logp, old_values, entropy, ref_logp = self._evaluate_rollouts(sequences, attention, completions)
         with timed("score_wait"):  # the scoring time step 3 did not hide
             scored = pending.result()
             scores = torch.tensor(scored.scores, dtype=torch.float32, device=self.device)
@@ -292,19 +293,41 @@ class ReFTModule(LanguageModelStage):
         super().teardown(stage)
 
     @torch.no_grad()
-    def _score_tokens(
+    def _evaluate_rollouts(
         self, sequences: torch.Tensor, attention: torch.Tensor, completions: Completions
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Old log-probs ``[N, R]``, old values ``[N, R]`` and mean entropy per token, dropout off:
-        recomputed by a policy forward, or (``old_logprobs: sampling``) the decode loop's, beside
-        values from a forward that computes no logits."""
-        mask = completions.response_mask
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Old log-probs ``[N, R]``, old values ``[N, R]``, mean entropy per token and reference
+        log-probs ``[N, R]``, in groups of ``ppo.forward_batch_size`` rollouts of similar length
+        (:func:`in_groups`); old log-probs and entropy from :meth:`_evaluate_rollout_group`, or
+        (``old_logprobs: sampling``) the decode loop's."""
+        mask, sampled = completions.response_mask, completions.logprobs is not None
+        logp, values, entropy, ref_logp = in_groups(
+            PaddingExtents.of(attention, mask), self.ppo.forward_batch_size,
+            partial(self._evaluate_rollout_group, recompute_logprobs=not sampled),
+            sequences, attention, completions.response_ids,
+        )  # fmt: skip
+        if sampled:
+            logp, entropy = completions.logprobs, completions.entropy
+        return logp, values, masked_mean(entropy, mask), ref_logp
+
+    def _evaluate_rollout_group(
+        self,
+        sequences: torch.Tensor,
+        attention: torch.Tensor,
+        response_ids: torch.Tensor,
+        recompute_logprobs: bool,
+    ) -> tuple[torch.Tensor | None, ...]:
+        """Step 3 on some rollouts, dropout off: old log-probs and per-token entropy ``[n, r]`` (by
+        a policy forward if ``recompute_logprobs``, else ``None``), values ``[n, r]`` (with
+        ``recompute_logprobs`` off, from a forward that computes no logits) and reference log-probs."""
+        logp = entropy = None
         with self._eval_mode():
-            if completions.logprobs is None:
-                logp, values, logits = self.policy_outputs(sequences, attention, completions.response_ids)
-                return logp, values, masked_entropy(logits, mask)
-            values = self._values(sequences, attention, mask.shape[1])
-        return completions.logprobs, values, masked_mean(completions.entropy, mask)
+            if recompute_logprobs:
+                logp, values, logits = self.policy_outputs(sequences, attention, response_ids)
+                entropy = token_entropy(logits)
+            else:
+                values = self._values(sequences, attention, response_ids.shape[1])
+            return logp, values, entropy, self._reference_logprobs(sequences, attention, response_ids)
 
     def policy_outputs(
         self,

@@ -23,16 +23,20 @@ STEPS_PER_ITERATION = 2  # ppo_epochs=2, one minibatch per rollout batch
 
 
 def _module(
-    model_dir: Path, value_lr: float | None = None, old_logprobs: str = "recompute", engine: str = "hf"
+    model_dir: Path,
+    value_lr: float | None = None,
+    old_logprobs: str = "recompute",
+    engine: str = "hf",
+    group_size: int | None = None,
 ) -> ReFTModule:
     """A ReFT module with its models built (as a Trainer would, before it trains); ``engine``'s
-    static-cache loop runs eagerly."""
+    static-cache loop runs eagerly; ``group_size``: ``ppo.micro_batch_size`` and ``forward_batch_size``."""
     module = ReFTModule(
         model=str(model_dir),
         value_lr=value_lr,
         old_logprobs=old_logprobs,
         engine=EngineArgs(name=engine, compile=False),
-        ppo=PPOArgs(kl_coef=0.05),
+        ppo=PPOArgs(kl_coef=0.05, micro_batch_size=group_size, forward_batch_size=group_size),
         rollout=SamplingArgs(max_new_tokens=12),
         optimizer=OptimizerArgs(lr=1e-3, schedule="constant", warmup_ratio=0.0),
     )
@@ -98,14 +102,21 @@ def test_ppo_iterations_update_policy_and_value_but_not_reference(
 
 
 @pytest.mark.parametrize(
-    ("old_logprobs", "engine"), [("recompute", "hf"), ("sampling", "hf"), ("sampling", "static")]
+    ("old_logprobs", "engine", "group_size"),
+    [
+        ("recompute", "hf", None),
+        ("sampling", "hf", None),
+        ("sampling", "static", None),
+        ("recompute", "hf", 3),
+    ],
 )
 def test_resume_from_mid_run_checkpoint_reproduces_the_next_iterations(
-    tiny_model_dir: Path, tmp_path: Path, old_logprobs: str, engine: str
+    tiny_model_dir: Path, tmp_path: Path, old_logprobs: str, engine: str, group_size: int | None
 ) -> None:
-    """Sampled rollouts: the static engine's uniforms come from the restored random state too."""
+    """Sampled rollouts: the static engine's uniforms come from the restored random state too.
+    ``group_size`` 3: rollouts evaluated and optimised in groups of 3 and 1 by length."""
     L.seed_everything(0)
-    straight = _module(tiny_model_dir, old_logprobs=old_logprobs, engine=engine)
+    straight = _module(tiny_model_dir, old_logprobs=old_logprobs, engine=engine, group_size=group_size)
     every = ModelCheckpoint(
         dirpath=tmp_path / "ckpt", every_n_train_steps=2 * STEPS_PER_ITERATION, save_top_k=-1
     )
@@ -118,7 +129,7 @@ def test_resume_from_mid_run_checkpoint_reproduces_the_next_iterations(
     )
 
     L.seed_everything(123)  # a different seed: everything that matters must come from the checkpoint
-    resumed = _module(tiny_model_dir, old_logprobs=old_logprobs, engine=engine)
+    resumed = _module(tiny_model_dir, old_logprobs=old_logprobs, engine=engine, group_size=group_size)
     _trainer(tmp_path / "resumed").fit(resumed, _data(tiny_model_dir), ckpt_path=middle)
 
     assert resumed.iterations == ITERATIONS

@@ -233,7 +233,7 @@ class _StandIn:
         self, sequences: torch.Tensor, attention: torch.Tensor, response_ids: torch.Tensor, **_: Any
     ) -> tuple[torch.Tensor, torch.Tensor, None]:
         rows = sequences[:, 0]  # each sequence carries its row number
-        logp = self.base_logp[rows] + self.theta[rows]
+        logp = (self.base_logp[rows] + self.theta[rows])[:, : response_ids.shape[1]]  # columns in use
         return logp, self.value.expand_as(logp), None
 
     def manual_backward(self, loss: torch.Tensor) -> None:
