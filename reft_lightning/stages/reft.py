@@ -242,7 +242,8 @@ class ReFTModule(LanguageModelStage):
         attention = torch.cat([prompt_mask, completions.response_mask], dim=1)
         mask = completions.response_mask
         with timed("evaluate"):  # 3. old log-probs, values, entropy; reference log-probs
-            old_logp, old_values, entropy, ref_logp = self._evaluate_rollouts(sequences, attention, completions)
+            evaluated = self._evaluate_rollouts(sequences, attention, completions)
+            old_logp, old_values, entropy, ref_logp = evaluated
         with timed("score_wait"):  # the scoring time step 3 did not hide
             scored = pending.result()
             scores = torch.tensor(scored.scores, dtype=torch.float32, device=self.device)
