@@ -144,6 +144,20 @@ def trl(
     return Measured([float(r["seconds"]) for r in rows], [float(r["response_tokens"]) for r in rows], memory)
 
 
+def workload(model: Path | None, runs: Path) -> tuple[Path, Path, Path]:
+    """TRL's virtual environment's Python (made when missing), the model (``model``, or a new micro
+    GPT-2 in ``runs/model``) and the questions exported for TRL's side (``runs/questions.jsonl``)."""
+    python = ensure_venv()
+    model = model or runs / "model"
+    if not (model / "config.json").exists():
+        subprocess.run([sys.executable, "-m", "reft_lightning.tiny", f"--out={model}", "--size=micro",
+                        "--data=synthetic"], check=True)  # fmt: skip
+    questions = runs / "questions.jsonl"
+    if not questions.exists():
+        export_questions(str(model), questions)
+    return python, model, questions
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -159,14 +173,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/results/ppo_vs_trl.md"))
     args = parser.parse_args()
 
-    python = ensure_venv()
-    model = args.model or args.runs / "model"
-    if not (model / "config.json").exists():
-        subprocess.run([sys.executable, "-m", "reft_lightning.tiny", f"--out={model}", "--size=micro",
-                        "--data=synthetic"], check=True)  # fmt: skip
-    questions = args.runs / "questions.jsonl"
-    if not questions.exists():
-        export_questions(str(model), questions)
+    python, model, questions = workload(args.model, args.runs)
 
     results: dict[str, list[Measured]] = {side: [] for side in SIDES}
     for repeat in range(args.repeats):
