@@ -19,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from step_flops import counted_flops
+from step_flops import counted_flops, total
 
 from ppo_vs_trl import OURS, ours
 
@@ -73,7 +73,7 @@ def main() -> None:
         row += " | ".join(f"{step:.2f}" for step in steps) + " |"
         if args.count_flops:
             run = args.runs / f"b{batch}_t{length}_counted"
-            gflop = sum(counted_flops(model, run, point, OURS[args.side]).values())
+            gflop = total(counted_flops(model, run, point, OURS[args.side]))
             row += f" {gflop:.0f} | {100 * seconds / gflop:.2f} |"
         lines.append(row)
         print(lines[-1], flush=True)
