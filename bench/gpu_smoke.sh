@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # GPU smoke test: SFT and ReFT a few steps under FSDP2 with bf16, on a tiny model and, if one is in the
 # Hugging Face cache, on a real 100M-1B model (SMOKE_MODEL, default Qwen/Qwen2.5-0.5B); prints each run's
-# peak CUDA memory and tokens/s as a table. Where no CUDA GPU exists it says so and exits 0.
+# peak CUDA memory and tokens/s as a table; then bench/rollout_options.py on the first GPU in bf16 with
+# the tiny model (issue 13's rollout target: the static-cache engine against plain generate; skipped
+# with SMOKE_ROLLOUT=0). Where no CUDA GPU exists it says so and exits 0.
 #
 #   bash bench/gpu_smoke.sh            # every visible GPU (FSDP2 over them)
 #   SMOKE_STEPS=20 bash bench/gpu_smoke.sh
@@ -55,3 +57,9 @@ for path in sorted(Path(sys.argv[1]).glob("*.json")):
     r = json.loads(path.read_text())
     print(f"| {path.stem} | {r['steps']} | {r['peak_gib']:.2f} | {r['tokens_per_s']:.0f} |")
 PY
+if [ "${SMOKE_ROLLOUT:-1}" = "1" ]; then
+  PYTHONPATH="bench${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1 "$PY" bench/rollout_options.py \
+    --model "$OUT/tiny" --device cuda --dtype bfloat16 --out "$OUT/rollout_options.md" > "$OUT/rollout_options.log" 2>&1 \
+    && cat "$OUT/rollout_options.md" \
+    || { echo "gpu_smoke: rollout_options failed, see $OUT/rollout_options.log"; tail -5 "$OUT/rollout_options.log"; exit 1; }
+fi

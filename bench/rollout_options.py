@@ -8,7 +8,10 @@ The work of one ReFT rollout at the bench's shape: ``--batch`` of the demo's syn
 (default: the micro GPT-2 of ``bench/ppo_vs_trl.py``; a random model seldom emits EOS, so nearly
 every row runs to ``--tokens``). Each option gets its own copy of the model, ``--warmup`` calls
 (compilation: reported as ``first calls``), then ``--repeats`` interleaved timed calls; the table gives
-generated tokens per second (medians) and the ratio to plain ``generate``.
+generated tokens per second (medians) and the ratio to plain ``generate``. ``--device`` and
+``--dtype`` choose where and in what precision (each call ends by bringing its token count to the
+host, so on CUDA its clock stops after the device has finished; ``bench/gpu_smoke.sh`` runs it there
+in bf16).
 
     python bench/rollout_options.py --out docs/results/rollout_options.md
 """
@@ -40,13 +43,18 @@ ENGINE_OPTIONS = ("static-cache engine, eager", "static-cache engine, compiled")
 """This project's decode loop (``engine.name: static``), with ``engine.compile`` false and true."""
 
 
-def build(model_dir: Path, option: str) -> torch.nn.Module:
-    model = load_causal_lm(str(model_dir)).eval()
+def build(model_dir: Path, option: str, device: torch.device, dtype: str) -> torch.nn.Module:
+    model = load_causal_lm(str(model_dir), dtype).to(device).eval()
     if option == "compiled blocks":
         compile_blocks(model)
     elif option == "compiled model, static cache":
         model.compile()
     return model
+
+
+def device_name(device: torch.device) -> str:
+    """``cpu``, or the CUDA device's name (``NVIDIA H200``)."""
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
 
 
 def main() -> None:
@@ -57,6 +65,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1, ...)")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("docs/results/rollout_options.md"))
@@ -71,8 +81,9 @@ def main() -> None:
         for e in generate_problems(args.batch, seed=0)
     ]
     width = max(map(len, rows))
-    ids = torch.tensor([[tokenizer.pad_token_id] * (width - len(r)) + r for r in rows])
-    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+    device = torch.device(args.device)
+    ids = torch.tensor([[tokenizer.pad_token_id] * (width - len(r)) + r for r in rows], device=device)
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
     settings = {"input_ids": ids, "attention_mask": mask, "max_new_tokens": args.tokens, "do_sample": True,
                 "temperature": 0.7, "top_k": 0, "top_p": 1.0, "eos_token_id": tokenizer.eos_token_id,
                 "pad_token_id": tokenizer.pad_token_id}  # fmt: skip
@@ -81,7 +92,7 @@ def main() -> None:
     def rollout(option: str) -> Callable[[], int]:
         """A call generating the batch with ``option``, returning the number of tokens generated
         (up to and including each row's EOS)."""
-        model = build(args.model, option)
+        model = build(args.model, option, device, args.dtype)
         if option in ENGINE_OPTIONS:
             engine = StaticCacheEngine(model, tokenizer, compile=option.endswith("compiled"))
             return lambda: int(engine.generate(ids, mask, sampling).response_mask.sum())
@@ -110,7 +121,8 @@ def main() -> None:
     plain = statistics.median(rates["plain"])
     lines = [
         f"Rollouts of {args.batch} prompts x {args.tokens} new tokens (temperature 0.7), `{args.model}`, "
-        f"fp32, {args.threads} thread(s), torch {torch.__version__}; {args.repeats} interleaved calls per "
+        f"{args.dtype} on {device_name(device)}, {args.threads} thread(s), torch {torch.__version__}; "
+        f"{args.repeats} interleaved calls per "
         f"option after {args.warmup} warm-up calls.",
         "",
         "| option | generated tokens / s, median (range) | vs plain | first calls (s) |",
