@@ -49,6 +49,7 @@ from pathlib import Path
 
 from reft_lightning.report.metrics import metric_files, read_metrics
 
+from runs import micro_model
 from trl_control import WORKER, ensure_venv, export_questions
 
 CONFIG = "configs/demo/reft_synthetic.yaml"
@@ -148,10 +149,7 @@ def workload(model: Path | None, runs: Path) -> tuple[Path, Path, Path]:
     """TRL's virtual environment's Python (made when missing), the model (``model``, or a new micro
     GPT-2 in ``runs/model``) and the questions exported for TRL's side (``runs/questions.jsonl``)."""
     python = ensure_venv()
-    model = model or runs / "model"
-    if not (model / "config.json").exists():
-        subprocess.run([sys.executable, "-m", "reft_lightning.tiny", f"--out={model}", "--size=micro",
-                        "--data=synthetic"], check=True)  # fmt: skip
+    model = micro_model(model or runs / "model")
     questions = runs / "questions.jsonl"
     if not questions.exists():
         export_questions(str(model), questions)

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 
 from step_flops import counted_flops, total
 
 from ppo_vs_trl import OURS, ours
+from runs import micro_model
 
 STEPS = ("rollout", "evaluate", "optimise")
 """The steps whose median seconds the table shows."""
@@ -45,10 +44,7 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=Path("runs/reft_scaling"))
     parser.add_argument("--out", type=Path, default=Path("docs/results/reft_scaling.md"))
     args = parser.parse_args()
-    model = args.runs / "model"
-    if not (model / "config.json").exists():
-        subprocess.run([sys.executable, "-m", "reft_lightning.tiny", f"--out={model}", "--size=micro",
-                        "--data=synthetic"], check=True)  # fmt: skip
+    model = micro_model(args.runs / "model")
     points = [(args.fixed_batch, length) for length in args.lengths]
     points += [(batch, args.fixed_length) for batch in args.batches if batch != args.fixed_batch]
     flops_columns = " GFLOP | s per 100 GFLOP |" if args.count_flops else ""
@@ -63,7 +59,7 @@ def main() -> None:
     ]
     for batch, length in points:
         point = argparse.Namespace(
-            batch=batch, tokens=length, iterations=args.iterations, threads=args.threads, counted_iterations=1
+            batch=batch, tokens=length, iterations=args.iterations, threads=args.threads
         )
         measured = ours(model, args.runs / f"b{batch}_t{length}", point, OURS[args.side])
         seconds = statistics.median(measured.seconds[args.skip :])
@@ -73,7 +69,7 @@ def main() -> None:
         row += " | ".join(f"{step:.2f}" for step in steps) + " |"
         if args.count_flops:
             run = args.runs / f"b{batch}_t{length}_counted"
-            gflop = total(counted_flops(model, run, point, OURS[args.side]))
+            gflop = total(counted_flops(model, run, point, OURS[args.side], iterations=1))
             row += f" {gflop:.0f} | {100 * seconds / gflop:.2f} |"
         lines.append(row)
         print(lines[-1], flush=True)

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,7 +33,7 @@ from reft_lightning.generation.engine import response_mask
 from reft_lightning.models.builder import compile_blocks
 from reft_lightning.models.loading import load_causal_lm, load_tokenizer
 
-from runs import publish_table, timing_row
+from runs import micro_model, publish_table, timing_row
 
 GENERATE_OPTIONS = ("plain", "static cache", "compiled blocks", "compiled model, static cache")
 """Options of ``model.generate``; ``plain`` is what the HF engine (``engine.name: hf``) runs."""
@@ -72,9 +70,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/results/rollout_options.md"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    if not (args.model / "config.json").exists():
-        subprocess.run([sys.executable, "-m", "reft_lightning.tiny", f"--out={args.model}", "--size=micro",
-                        "--data=synthetic"], check=True)  # fmt: skip
+    micro_model(args.model)
     tokenizer = load_tokenizer(str(args.model))
     rows = [
         tokenizer(prompt_text(e, CotFormat.NCOT, True), add_special_tokens=False)["input_ids"]

@@ -22,6 +22,15 @@ OOD_TEST = "--data.init_args.difficulty={min_steps: 4, max_steps: 4}"
 four steps, where every training problem has two or three (``data.synthetic.Difficulty``)."""
 
 
+def micro_model(model: Path) -> Path:
+    """``model``: a directory holding a causal LM, made there first (a new random ``micro`` GPT-2 with
+    a tokenizer trained on the synthetic task, ``reft_lightning.tiny``) when it holds none."""
+    if not (model / "config.json").exists():
+        subprocess.run([sys.executable, "-m", "reft_lightning.tiny", f"--out={model}", "--size=micro",
+                        "--data=synthetic"], check=True)  # fmt: skip
+    return model
+
+
 def reft(*args: str) -> None:
     """``reft <args>`` in a fresh interpreter, without the progress bar; exits with its stderr on failure."""
     command = [sys.executable, "-m", "reft_lightning.cli", *args, "--trainer.enable_progress_bar=false"]

@@ -59,9 +59,12 @@ StepFlops = dict[str, dict[str, float]]
 """GFLOP by step and op: ``{"optimise": {"aten.mm": 101.5, ...}, ...}``."""
 
 
-def counted_flops(model: Path, run: Path, args: argparse.Namespace, overrides: list[str]) -> StepFlops:
-    """GFLOP by step and op of the last counted iteration of ``overrides``' eager run."""
-    counting = argparse.Namespace(**{**vars(args), "iterations": args.counted_iterations})
+def counted_flops(
+    model: Path, run: Path, args: argparse.Namespace, overrides: list[str], iterations: int
+) -> StepFlops:
+    """GFLOP by step and op of the last of ``iterations`` counted iterations of ``overrides``' eager run
+    (``args``: the workload, as :func:`ours` takes it)."""
+    counting = argparse.Namespace(**{**vars(args), "iterations": iterations})
     profiler = '--trainer.profiler={"class_path": "flop_profiler.FlopProfiler"}'
     ours(model, run, counting, [*eager(overrides), profiler])
     last = json.loads(next(run.rglob("step_flops.jsonl")).read_text().splitlines()[-1])
@@ -148,7 +151,9 @@ def main() -> None:
 
     flops, seconds = {}, {}
     for side in args.sides:
-        flops[side] = counted_flops(model, args.runs / f"{slug(side)}_counted", args, OURS[side])
+        flops[side] = counted_flops(
+            model, args.runs / f"{slug(side)}_counted", args, OURS[side], args.counted_iterations
+        )
         timed = ours(model, args.runs / f"{slug(side)}_timed", args, OURS[side])
         steps = {step: timed.steps[f"time/{step}"] for step in STEP_ORDER}
         seconds[side] = {step: statistics.median(values[args.skip :]) for step, values in steps.items()}

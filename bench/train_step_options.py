@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +26,7 @@ from reft_lightning.models.forward import response_forward
 from reft_lightning.models.loading import load_causal_lm
 from reft_lightning.rl.logprobs import token_logprobs
 
-from runs import publish_table, timing_row
+from runs import micro_model, publish_table, timing_row
 
 
 @dataclass(frozen=True)
@@ -101,10 +99,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/results/train_step_options.md"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    model = args.model or args.runs / "model"
-    if not (model / "config.json").exists():
-        subprocess.run([sys.executable, "-m", "reft_lightning.tiny", f"--out={model}", "--size=micro",
-                        "--data=synthetic"], check=True)  # fmt: skip
+    model = micro_model(args.model or args.runs / "model")
 
     steps, first, timings = {}, {}, {option: [] for option in OPTIONS}
     for option in OPTIONS:
