@@ -2,7 +2,8 @@
 
 One ``training_step`` is one PPO iteration on a batch of training questions, in six steps:
 1 rollout, 2 score, 3 evaluate, 4 shape, 5 estimate, 6 optimise (see ``training_step``), after which
-the generation engine is handed the new weights (a vLLM engine keeps its own copy). A reward that
+the generation engine is handed the new weights (a vLLM engine keeps its own copy). Step 3's
+forwards, and the policy forward of the PPO loss, are in ``stages/reft_forwards.py``. A reward that
 allows it (``Reward.scores_in_background``: the sandbox's programs) scores in a background thread
 while step 3 runs; the iteration waits for its scores before step 4. The math
 lives in ``reft_lightning.rl``; this module only orchestrates it. Optimisation is manual, so
@@ -13,10 +14,8 @@ Lightning's ``global_step`` counts optimizer steps (``ppo_epochs`` x minibatches
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
-from functools import partial
 from typing import Any, Literal
 
 import torch
@@ -24,9 +23,8 @@ from torch.distributed.fsdp import fully_shard
 from transformers import PreTrainedModel
 
 from reft_lightning.evaluation.sampling import SamplingEvalArgs
-from reft_lightning.generation import Completions, EngineArgs, GenerationArgs, SamplingArgs
+from reft_lightning.generation import EngineArgs, GenerationArgs, SamplingArgs
 from reft_lightning.models.builder import ModelBuilder
-from reft_lightning.models.forward import response_forward, response_hidden
 from reft_lightning.models.loading import resolve_dtype
 from reft_lightning.models.lora import LoRAArgs
 from reft_lightning.models.sharding import FSDPArgs
@@ -34,16 +32,14 @@ from reft_lightning.models.value_head import ValueHead, freeze_untied_lm_head
 from reft_lightning.rewards.base import Reward, RewardOutput, score_completions
 from reft_lightning.rl.advantages import informative_groups
 from reft_lightning.rl.estimators import advantage_estimator
-from reft_lightning.rl.gae import masked_mean
 from reft_lightning.rl.kl import AdaptiveKLController, FixedKLController, KLController, kl_estimate
-from reft_lightning.rl.logprobs import token_entropy, token_logprobs
 from reft_lightning.rl.shaping import shape_rewards
 from reft_lightning.stages.base import MODEL_KEY, ROLLOUT_TOKENS_KEY, LanguageModelStage, as_args
-from reft_lightning.stages.length_groups import PaddingExtents, in_groups
 from reft_lightning.stages.optim import OptimizerArgs, lightning_optimizers
 from reft_lightning.stages.ppo_args import PPOArgs
 from reft_lightning.stages.ppo_step import Rollout, optimise_rollout
 from reft_lightning.stages.reft_advantages import estimate_advantages
+from reft_lightning.stages.reft_forwards import RolloutForwards
 from reft_lightning.stages.reft_metrics import rollout_metrics
 from reft_lightning.stages.timing import StepTimer
 
@@ -53,7 +49,7 @@ REFERENCE_PREFIX = "reference."
 """State-dict prefix of the frozen reference model, which checkpoints leave out (it is reloadable)."""
 
 
-class ReFTModule(LanguageModelStage):
+class ReFTModule(RolloutForwards, LanguageModelStage):
     """The ReFT stage: PPO from a warm-up checkpoint, rewarded by answer correctness.
 
     Args:
@@ -273,7 +269,7 @@ class ReFTModule(LanguageModelStage):
         rollout_stats = rollout_metrics(scored, scores, mask, sequence_kl, entropy, rewards, timed.elapsed())
         self._log_iteration(rollout_stats, scores.shape[0], stats, timed.seconds)
 
-    # ------------------------------------------------------------------ steps 2, 3 and 5
+    # ------------------------------------------------------------------ scoring (step 2), the KL controller
 
     def _start_scoring(self, texts: list[str], examples: list[Any]) -> Future[RewardOutput]:
         """:func:`score_completions` of the rollouts: in the stage's scoring thread when the reward
@@ -293,96 +289,6 @@ class ReFTModule(LanguageModelStage):
             self._scoring_thread = None
         super().teardown(stage)
 
-    @torch.no_grad()
-    def _evaluate_rollouts(
-        self, sequences: torch.Tensor, attention: torch.Tensor, completions: Completions
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Old log-probs ``[N, R]``, old values ``[N, R]``, mean entropy per token and reference
-        log-probs ``[N, R]``, in groups of ``ppo.forward_batch_size`` rollouts of similar length
-        (:func:`in_groups`); old log-probs and entropy from :meth:`_evaluate_rollout_group`, or
-        (``old_logprobs: sampling``) the decode loop's."""
-        mask, sampled = completions.response_mask, completions.logprobs is not None
-        logp, values, entropy, ref_logp = in_groups(
-            PaddingExtents.of(attention, mask), self.ppo.forward_batch_size,
-            partial(self._evaluate_rollout_group, recompute_logprobs=not sampled),
-            sequences, attention, completions.response_ids,
-        )  # fmt: skip
-        if sampled:
-            logp, entropy = completions.logprobs, completions.entropy
-        return logp, values, masked_mean(entropy, mask), ref_logp
-
-    def _evaluate_rollout_group(
-        self,
-        sequences: torch.Tensor,
-        attention: torch.Tensor,
-        response_ids: torch.Tensor,
-        recompute_logprobs: bool,
-    ) -> tuple[torch.Tensor | None, ...]:
-        """Step 3 on some rollouts, dropout off: old log-probs and per-token entropy ``[n, r]`` (by
-        a policy forward if ``recompute_logprobs``, else ``None``), values ``[n, r]`` (with
-        ``recompute_logprobs`` off, from a forward that computes no logits) and reference log-probs."""
-        logp = entropy = None
-        with self._eval_mode():
-            if recompute_logprobs:
-                logp, values, logits = self.policy_outputs(sequences, attention, response_ids)
-                entropy = token_entropy(logits)
-            else:
-                values = self._values(sequences, attention, response_ids.shape[1])
-            return logp, values, entropy, self._reference_logprobs(sequences, attention, response_ids)
-
-    def policy_outputs(
-        self,
-        sequences: torch.Tensor,
-        attention: torch.Tensor,
-        response_ids: torch.Tensor,
-        detach_value_input: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Log-probs ``[N, R]`` and values ``[N, R]`` of the response tokens, and their logits.
-
-        Logits are divided by the rollout temperature, so the log-probs are those of the distribution
-        the tokens were sampled from (``top_k`` / ``top_p`` truncation is not modelled).
-        ``detach_value_input`` (critic warm-up): the value head reads detached hidden states, so the
-        value loss reaches only the head (and a separate value model), never the policy's backbone.
-        """
-        length = response_ids.shape[1]
-        logits, hidden = response_forward(self.model, sequences, attention, length)
-        logits = logits / self.rollout_args.temperature
-        logp = token_logprobs(logits, response_ids)
-        return logp, self._values(sequences, attention, length, hidden, detach_value_input), logits
-
-    def _values(
-        self,
-        sequences: torch.Tensor,
-        attention: torch.Tensor,
-        length: int,
-        policy_hidden: torch.Tensor | None = None,
-        detach_value_input: bool = False,
-    ) -> torch.Tensor:
-        """Values ``[N, R]`` of the ``length`` response tokens: the value head on a separate value
-        model's hidden states, else on the policy's (``policy_hidden`` ``[N, R, H]`` when the caller
-        has them, else from a forward without logits); zeros without a critic (never used)."""
-        if self.value_head is None:
-            return sequences.new_zeros((sequences.shape[0], length), dtype=torch.float32)
-        if self.value_model is not None:
-            hidden = response_hidden(self.value_model, sequences, attention, length)
-        else:
-            if policy_hidden is None:
-                policy_hidden = response_hidden(self.model, sequences, attention, length)
-            hidden = policy_hidden.detach() if detach_value_input else policy_hidden
-        return self.value_head(hidden)
-
-    @torch.no_grad()
-    def _reference_logprobs(
-        self, sequences: torch.Tensor, attention: torch.Tensor, response_ids: torch.Tensor
-    ) -> torch.Tensor:
-        if self.reference is None:  # LoRA: the starting policy is the base without its adapters
-            with self.model.disable_adapter(), self._eval_mode():
-                logits, _ = response_forward(self.model, sequences, attention, response_ids.shape[1])
-        else:
-            self.reference.eval()
-            logits, _ = response_forward(self.reference, sequences, attention, response_ids.shape[1])
-        return token_logprobs(logits / self.rollout_args.temperature, response_ids)
-
     def _update_kl_coefficient(self, sequence_kl: torch.Tensor) -> None:
         """Feed the KL controller the mean KL per sequence (``[N]``) of all processes and their
         sequence count, so that every process keeps the same beta."""
@@ -393,19 +299,6 @@ class ReFTModule(LanguageModelStage):
         return self.trainer.strategy.reduce(tensor, reduce_op="sum")
 
     # ------------------------------------------------------------------ plumbing
-
-    @contextmanager
-    def _eval_mode(self) -> Iterator[None]:
-        """Dropout off for sampling and scoring (policy, value model, value head), restored after."""
-        modules = [m for m in (self.model, self.value_model, self.value_head) if m is not None]
-        modes = [m.training for m in modules]
-        for module in modules:
-            module.eval()
-        try:
-            yield
-        finally:
-            for module, mode in zip(modules, modes):
-                module.train(mode)
 
     def _log_iteration(
         self, rollout: dict[str, float], n: int, stats: dict[str, float], step_seconds: dict[str, float]
